@@ -1,0 +1,196 @@
+//! Read-only REST endpoints: the instance documents (v2 and v1) and
+//! `GET /api/v1/accounts/verify_credentials`.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::HttpResponse;
+use serde_json::{json, Value};
+
+use crate::entities::{Account, VAPID_KEY};
+use crate::http::{self, authorize, Ctx};
+use crate::state::Shared;
+
+pub use crate::statuses::post_status;
+
+const TITLE: &str = "Mastodon Stand-in";
+const DESCRIPTION: &str =
+    "A stand-in for a Mastodon server, for the sidecar's tests and benchmarks.";
+
+fn account(shared: &Shared) -> Account<'static> {
+    Account::new(
+        shared,
+        shared.statuses_count.load(Ordering::Relaxed),
+        shared.last_status_ms.load(Ordering::Relaxed),
+    )
+}
+
+fn host(shared: &Shared) -> &str {
+    shared
+        .domain
+        .rsplit_once(':')
+        .map_or(shared.domain.as_str(), |(h, _)| h)
+}
+
+fn statuses_config(shared: &Shared) -> Value {
+    let o = &shared.opts;
+    json!({
+        "max_characters": o.max_characters,
+        "max_media_attachments": o.max_media_attachments,
+        "characters_reserved_per_url": o.characters_reserved_per_url,
+    })
+}
+
+fn media_config() -> Value {
+    json!({
+        "supported_mime_types": [
+            "image/jpeg", "image/png", "image/gif", "image/heic", "image/heif", "image/webp",
+            "image/avif", "video/webm", "video/mp4", "video/quicktime", "video/ogg", "audio/wave",
+            "audio/wav", "audio/x-wav", "audio/x-pn-wave", "audio/vnd.wave", "audio/ogg",
+            "audio/vorbis", "audio/mpeg", "audio/mp3", "audio/webm", "audio/flac", "audio/aac",
+            "audio/m4a", "audio/x-m4a", "audio/mp4", "audio/3gpp", "video/x-ms-asf"
+        ],
+        "description_limit": 1500,
+        "image_size_limit": 16_777_216,
+        "image_matrix_limit": 33_177_600,
+        "video_size_limit": 103_809_024,
+        "video_frame_rate_limit": 120,
+        "video_matrix_limit": 8_294_400,
+    })
+}
+
+fn polls_config() -> Value {
+    json!({
+        "max_options": crate::statuses::POLL_MAX_OPTIONS,
+        "max_characters_per_option": crate::statuses::POLL_MAX_CHARS,
+        "min_expiration": crate::statuses::POLL_MIN_EXPIRATION,
+        "max_expiration": crate::statuses::POLL_MAX_EXPIRATION,
+    })
+}
+
+fn rules() -> Value {
+    json!([
+        {"id": "1", "text": "Be excellent to each other.", "hint": ""},
+        {"id": "2", "text": "No spam: automated posts are for tests only.", "hint": ""},
+    ])
+}
+
+/// The Instance (v2) document.
+pub fn instance_v2(shared: &Shared) -> Value {
+    let base = &shared.base;
+    let domain = &shared.domain;
+    json!({
+        "domain": domain,
+        "title": TITLE,
+        "version": shared.opts.version,
+        "source_url": "https://github.com/mastodon/mastodon",
+        "description": DESCRIPTION,
+        "usage": {"users": {"active_month": 1}},
+        "thumbnail": {
+            "url": format!("{base}/packs/media/images/preview-6399aebd96ccf025654e2977454f168f.png"),
+            "blurhash": "UeKUpFxuo~R%0nW;WCnhF6RjaJt757oJodS$",
+            "versions": {
+                "@1x": format!("{base}/packs/media/images/preview-6399aebd96ccf025654e2977454f168f.png"),
+                "@2x": format!("{base}/packs/media/images/preview-6399aebd96ccf025654e2977454f168f.png"),
+            },
+        },
+        "icon": [
+            {"src": format!("{base}/packs/media/icons/android-chrome-36x36.png"), "size": "36x36"},
+            {"src": format!("{base}/packs/media/icons/android-chrome-192x192.png"), "size": "192x192"},
+        ],
+        "languages": ["en"],
+        "configuration": {
+            "urls": {
+                "streaming": format!("ws://{domain}"),
+                "status": null,
+                "about": format!("{base}/about"),
+                "privacy_policy": format!("{base}/privacy-policy"),
+                "terms_of_service": null,
+            },
+            "vapid": {"public_key": VAPID_KEY},
+            "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
+            "statuses": statuses_config(shared),
+            "media_attachments": media_config(),
+            "polls": polls_config(),
+            "translation": {"enabled": false},
+        },
+        "registrations": {
+            "enabled": false,
+            "approval_required": false,
+            "message": null,
+            "url": null,
+        },
+        "api_versions": {"mastodon": 2},
+        "contact": {
+            "email": format!("admin@{}", host(shared)),
+            "account": account(shared),
+        },
+        "rules": rules(),
+    })
+}
+
+/// `GET /api/v2/instance` (404 on servers that only have v1).
+pub fn get_instance_v2(ctx: &Ctx<'_>) -> HttpResponse {
+    if !ctx.shared.opts.v2_instance {
+        return http::not_found();
+    }
+    http::json_value(200, &instance_v2(ctx.shared))
+}
+
+/// `GET /api/v1/instance`: `configuration` on 4.x, `max_toot_chars` on old servers and forks.
+pub fn get_instance_v1(ctx: &Ctx<'_>) -> HttpResponse {
+    let shared = ctx.shared;
+    let base = &shared.base;
+    let domain = &shared.domain;
+    let mut doc = json!({
+        "uri": domain,
+        "title": TITLE,
+        "short_description": DESCRIPTION,
+        "description": DESCRIPTION,
+        "email": format!("admin@{}", host(shared)),
+        "version": shared.opts.version,
+        "urls": {"streaming_api": format!("ws://{domain}")},
+        "stats": {
+            "user_count": 1,
+            "status_count": shared.statuses_count.load(Ordering::Relaxed),
+            "domain_count": 0,
+        },
+        "thumbnail": format!("{base}/packs/media/images/preview-6399aebd96ccf025654e2977454f168f.png"),
+        "languages": ["en"],
+        "registrations": false,
+        "approval_required": false,
+        "invites_enabled": false,
+    });
+    if let Value::Object(o) = &mut doc {
+        if shared.opts.v2_instance {
+            o.insert(
+                "configuration".into(),
+                json!({
+                    "accounts": {"max_featured_tags": 10},
+                    "statuses": statuses_config(shared),
+                    "media_attachments": media_config(),
+                    "polls": polls_config(),
+                }),
+            );
+        } else {
+            o.insert("max_toot_chars".into(), shared.opts.max_characters.into());
+        }
+        o.insert(
+            "contact_account".into(),
+            serde_json::to_value(account(shared)).unwrap_or(Value::Null),
+        );
+        o.insert("rules".into(), rules());
+    }
+    http::json_value(200, &doc)
+}
+
+/// `GET /api/v1/accounts/verify_credentials`: a user token with `profile`, `read` or
+/// `read:accounts`.
+pub fn verify_credentials(ctx: &Ctx<'_>) -> HttpResponse {
+    if let Err(resp) = authorize(ctx, &["profile", "read", "read:accounts"], true) {
+        return resp;
+    }
+    match serde_json::to_vec(&account(ctx.shared).with_source()) {
+        Ok(body) => http::json(200, body),
+        Err(_) => http::error(500, "Internal server error"),
+    }
+}

@@ -1,0 +1,218 @@
+//! A Mastodon server stand-in: behaves like Mastodon 4.3+ wherever the sidecar depends on it
+//! (instance documents, app registration, OAuth 2 with PKCE, verify_credentials, posting with
+//! idempotency keys, per-token rate limits), with fault injection and request inspection for
+//! tests, and fast enough to benchmark the sidecar against.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use mastodon_standin::{Options, StandIn};
+//! let standin = StandIn::start(Options::default()).await;
+//! standin.seed_user_token("tok", "read write");
+//! // point the client at standin.url ...
+//! assert_eq!(standin.hits("POST /api/v1/statuses"), 0);
+//! # }
+//! ```
+//!
+//! Facts about Mastodon's behaviour are in `/work/shared/reference/mastodon-api.md`.
+#![forbid(unsafe_code)]
+
+mod api;
+mod entities;
+mod http;
+mod oauth;
+mod params;
+mod state;
+mod statuses;
+mod text;
+mod time;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use serde_json::Value;
+
+use state::{lock, Fault, Shared};
+
+pub use entities::{ACCOUNT_ID, DISPLAY_NAME, USERNAME};
+pub use state::ROUTES;
+
+/// How the stand-in presents itself.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The version the instance documents report (default `"4.3.2"`); below 4.3 the
+    /// `profile` scope does not exist.
+    pub version: String,
+    /// `configuration.statuses.max_characters` (default 500).
+    pub max_characters: u64,
+    /// What every URL counts for (default 23).
+    pub characters_reserved_per_url: u64,
+    /// At most this many `media_ids` (default 4).
+    pub max_media_attachments: u64,
+    /// PKCE and `/.well-known/oauth-authorization-server` (default true); false behaves like
+    /// Mastodon before 4.3: the document is a 404 and `code_challenge` is ignored.
+    pub pkce: bool,
+    /// `/api/v2/instance` (default true); false: it is a 404 and `/api/v1/instance` carries
+    /// `max_toot_chars` (older servers and forks).
+    pub v2_instance: bool,
+    /// Requests per token per 5-minute window (default 300).
+    pub rate_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            version: "4.3.2".to_owned(),
+            max_characters: 500,
+            characters_reserved_per_url: 23,
+            max_media_attachments: 4,
+            pkce: true,
+            v2_instance: true,
+            rate_limit: 300,
+        }
+    }
+}
+
+/// A running stand-in. It serves until [`StandIn::stop`] or the end of the process (dropping
+/// the value does not stop it).
+pub struct StandIn {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    handle: ServerHandle,
+}
+
+impl StandIn {
+    /// Starts on `127.0.0.1:0` (a free port), serving in the background of the current tokio
+    /// runtime (works in `#[tokio::test]` and `#[actix_web::test]`).
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start(options: Options) -> StandIn {
+        StandIn::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), options)
+            .await
+            .expect("mastodon-standin: cannot listen on 127.0.0.1")
+    }
+
+    /// Starts on `listen` with one worker thread.
+    pub async fn start_on(listen: SocketAddr, options: Options) -> std::io::Result<StandIn> {
+        StandIn::start_with_workers(listen, options, 1).await
+    }
+
+    /// Starts on `listen` with `workers` worker threads (at least one).
+    pub async fn start_with_workers(
+        listen: SocketAddr,
+        options: Options,
+        workers: usize,
+    ) -> std::io::Result<StandIn> {
+        let listener = TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        let host = if addr.ip().is_unspecified() {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        } else {
+            addr
+        };
+        let domain = host.to_string();
+        let url = format!("http://{domain}");
+        let shared = Arc::new(Shared::new(options, url.clone(), domain));
+        let data = web::Data::from(Arc::clone(&shared));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+                .default_service(web::to(http::dispatch))
+        })
+        .workers(workers.max(1))
+        .backlog(4096)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(StandIn {
+            url,
+            addr,
+            shared,
+            handle,
+        })
+    }
+
+    /// Stops serving (in-flight requests get a second to finish).
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    /// Adds a user token for the stand-in's account (tests that skip OAuth, benchmarks).
+    /// `scopes` is space-separated, e.g. `"read write"`.
+    pub fn seed_user_token(&self, token: &str, scopes: &str) {
+        let scopes = scopes.split_whitespace().map(str::to_owned).collect();
+        self.shared.insert_token(
+            token.to_owned(),
+            Arc::clone(&self.shared.seed_app),
+            true,
+            scopes,
+        );
+    }
+
+    /// Every token stops working, as when the user revokes the app's access.
+    pub fn revoke_all_tokens(&self) {
+        self.shared
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The next `count` requests to `route` (e.g. `"POST /api/v1/statuses"`) are answered
+    /// `status` with a Mastodon-shaped body; a 429 also carries `X-RateLimit-Remaining: 0`
+    /// and an `X-RateLimit-Reset` one second ahead. Faults queue in order with
+    /// [`StandIn::delay_next`]'s.
+    pub fn fail_next(&self, route: &str, status: u16, count: usize) {
+        self.shared.add_fault(route, Fault::Fail(status), count);
+    }
+
+    /// The next `count` requests to `route` wait `delay` and are then handled normally.
+    pub fn delay_next(&self, route: &str, delay: Duration, count: usize) {
+        self.shared.add_fault(route, Fault::Delay(delay), count);
+    }
+
+    /// Every Status actually created (not idempotent replays nor scheduled posts), in order,
+    /// as it was answered.
+    pub fn statuses(&self) -> Vec<Value> {
+        let bodies = lock(&self.shared.store).list.clone();
+        bodies
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Every app registered, as answered (with `client_secret`).
+    pub fn apps(&self) -> Vec<Value> {
+        lock(&self.shared.apps).clone()
+    }
+
+    /// How many requests reached `route`: a template of [`ROUTES`] such as
+    /// `"POST /api/v1/statuses"`, or `"METHOD /path"` for paths the stand-in does not serve.
+    pub fn hits(&self, route: &str) -> usize {
+        self.shared.hits(route)
+    }
+
+    /// The params of the last request to `route` as JSON: query and body merged, form bodies
+    /// turned into objects the way Rails nests them (`scopes[]=read` is `{"scopes":["read"]}`).
+    /// `Null` when the body could not be parsed; `None` when no request came.
+    pub fn last_body(&self, route: &str) -> Option<Value> {
+        self.shared.last(route).map(|r| (*r.params).clone())
+    }
+
+    /// A header (case-insensitive name) of the last request to `route`.
+    pub fn last_header(&self, route: &str, name: &str) -> Option<String> {
+        let rec = self.shared.last(route)?;
+        let value = rec.headers.get(name)?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    }
+}

@@ -1,0 +1,650 @@
+//! Settings: the TOML file, environment overrides and validation (contract, section 2).
+//!
+//! The file is read with the `config` crate, then `MASTODON_SIDECAR__<SECTION>__<KEY>` variables override
+//! it. Every struct denies unknown keys, so a typo is an error, not a silently ignored line. Problems are
+//! collected and reported together, each as one line that names the file, the key and what is wrong.
+//! Secrets are `SecretString`, so `Debug` of the settings cannot print them. Tests pass the environment
+//! as a map instead of mutating the process environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+/// Everything the sidecar is configured with.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub log: LogSettings,
+    pub security: SecuritySettings,
+    /// One table per named connection to a Mastodon server.
+    pub connections: BTreeMap<String, ConnectionSettings>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Where the HTTP API listens; loopback by default because callers are on the same host or pod.
+    pub listen: SocketAddr,
+    /// Larger bodies are refused with `payload_too_large` before they are read whole.
+    pub max_body_bytes: usize,
+    /// How long requests in flight may take to finish after SIGTERM or SIGINT.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_s: 10,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_s)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// The embedded store's file; its folder is created when missing.
+    pub path: PathBuf,
+    /// A shared PostgreSQL store (not in this version: refused by validation rather than ignored).
+    pub url: Option<SecretString>,
+    /// The key that seals secrets at rest (not in this version: refused by validation rather than ignored).
+    pub key_file: Option<PathBuf>,
+    pub key: Option<SecretString>,
+    /// How often held user tokens are checked with Mastodon.
+    pub health_interval_s: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            path: PathBuf::from("data/sidecar.db"),
+            url: None,
+            key_file: None,
+            key: None,
+            health_interval_s: 900,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, or per module such as `info,mastodon_sidecar=debug`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Json,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// May `init` define a connection from its parameters?
+    pub allow_inline_connections: bool,
+    /// May responses carry `client_secret` and `access_token`?
+    pub expose_secrets: bool,
+    /// Host patterns an inline connection may use: `mastodon.social`, `*.example.org`.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub allowed_instances: Vec<String>,
+    /// May an inline instance be plain http?
+    pub allow_insecure_instances: bool,
+    /// May an inline instance resolve to loopback, private or link-local addresses?
+    pub allow_private_addresses: bool,
+    /// May a non-loopback listener run without API keys?
+    pub allow_unauthenticated: bool,
+    /// Callers' keys (not in this version: refused by validation rather than ignored).
+    pub api_keys: Vec<toml::Value>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRateLimit {
+    Wait,
+    #[default]
+    Fail,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// The server's base URL, e.g. `https://mastodon.social`.
+    pub instance: Url,
+    #[serde(default = "default_client_name")]
+    pub client_name: String,
+    #[serde(default)]
+    pub website: Option<Url>,
+    #[serde(default = "default_redirect_uri")]
+    pub redirect_uri: String,
+    /// Space-separated, as Mastodon takes it.
+    #[serde(default = "default_scopes")]
+    pub scopes: String,
+    /// Pinned app credentials; without them `createApp` obtains and stores them.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// A pinned user token; without it `getToken` obtains and stores one.
+    #[serde(default)]
+    pub access_token: Option<SecretString>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub on_rate_limit: OnRateLimit,
+    #[serde(default = "default_max_rate_limit_wait_s")]
+    pub max_rate_limit_wait_s: u64,
+}
+
+pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
+
+fn default_client_name() -> String {
+    "mastodon-sidecar".to_owned()
+}
+fn default_redirect_uri() -> String {
+    OOB_REDIRECT_URI.to_owned()
+}
+fn default_scopes() -> String {
+    // `read:accounts` rather than `profile`: it works on servers older than 4.3 too.
+    "read:accounts write:statuses".to_owned()
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_rate_limit_wait_s() -> u64 {
+    60
+}
+
+impl ConnectionSettings {
+    /// A connection with defaults for everything but the instance (inline connections, tests).
+    pub fn for_instance(instance: Url) -> Self {
+        ConnectionSettings {
+            instance,
+            client_name: default_client_name(),
+            website: None,
+            redirect_uri: default_redirect_uri(),
+            scopes: default_scopes(),
+            client_id: None,
+            client_secret: None,
+            access_token: None,
+            connect_timeout_ms: default_connect_timeout_ms(),
+            timeout_ms: default_timeout_ms(),
+            on_rate_limit: OnRateLimit::Fail,
+            max_rate_limit_wait_s: default_max_rate_limit_wait_s(),
+        }
+    }
+}
+
+/// An environment variable may carry a list as `a,b,c`; the file carries a TOML array.
+fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<String>),
+        One(String),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// One configuration problem: where, which key, what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "{}: {}: {}", self.file, key, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every problem found while loading, so an operator fixes them in one go.
+#[derive(Clone, Debug)]
+pub struct ConfigError(pub Vec<Problem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(Problem::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The environment variables that concern the sidecar, from the process.
+pub fn process_environment() -> HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.to_ascii_uppercase().starts_with(ENV_PREFIX))
+        .collect()
+}
+
+const ENV_PREFIX: &str = "MASTODON_SIDECAR__";
+
+impl Settings {
+    /// Reads `path`, applies `env` overrides and validates the result.
+    pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
+        let problem = |key: Option<String>, message: String| {
+            ConfigError(vec![Problem {
+                file: file.clone(),
+                key,
+                message,
+            }])
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| problem(None, format!("cannot read the configuration: {e}")))?;
+        Self::from_toml_str(&file, &text, env)
+    }
+
+    /// Like [`Settings::load`] for a configuration held in memory; `origin` names it in messages.
+    pub fn from_toml_str(
+        origin: &str,
+        text: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let problem = |key: Option<String>, message: String| {
+            ConfigError(vec![Problem {
+                file: origin.to_owned(),
+                key,
+                message,
+            }])
+        };
+        // Parse once ourselves for syntax: the `config` crate loses the position of a TOML error,
+        // and an operator needs the line and column.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let (line, column) = e
+                .span()
+                .map(|span| line_and_column(text, span.start))
+                .unwrap_or((1, 1));
+            return Err(problem(
+                None,
+                format!(
+                    "invalid TOML at line {line}, column {column}: {}",
+                    e.message().trim()
+                ),
+            ));
+        }
+        let env_map: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.to_ascii_uppercase().starts_with(ENV_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("MASTODON_SIDECAR")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env_map)),
+            )
+            .build()
+            .map_err(|e| problem(None, e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let (key, message) = describe_serde_problem(&path, &inner);
+            problem(key, message)
+        })?;
+        settings.validate(origin)?;
+        Ok(settings)
+    }
+
+    /// Rules serde cannot express. Every problem is reported, then loading fails once.
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut add = |key: String, message: String| {
+            problems.push(Problem {
+                file: origin.to_owned(),
+                key: Some(key),
+                message,
+            })
+        };
+        if self.server.max_body_bytes < 1024 {
+            add(
+                "server.max_body_bytes".into(),
+                "must be at least 1024 bytes".into(),
+            );
+        }
+        if self.store.path.as_os_str().is_empty() {
+            add("store.path".into(), "must not be empty".into());
+        }
+        if self.store.url.is_some() {
+            add(
+                "store.url".into(),
+                "a shared PostgreSQL store is not available in this version; use store.path".into(),
+            );
+        }
+        if self.store.key_file.is_some() || self.store.key.is_some() {
+            add(
+                "store.key_file".into(),
+                "sealing the store with a key is not available in this version; remove the key"
+                    .into(),
+            );
+        }
+        if !self.security.api_keys.is_empty() {
+            add(
+                "security.api_keys".into(),
+                "API keys are not available in this version; keep the listener on loopback".into(),
+            );
+        }
+        if !self.server.listen.ip().is_loopback() && !self.security.allow_unauthenticated {
+            add(
+                "server.listen".into(),
+                format!(
+                    "{} is reachable from other hosts and callers would need no key; listen on loopback or set security.allow_unauthenticated = true",
+                    self.server.listen
+                ),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            add("log.level".into(), format!("not a valid filter: {e}"));
+        }
+        for pattern in &self.security.allowed_instances {
+            if !valid_host_pattern(pattern) {
+                add(
+                    "security.allowed_instances".into(),
+                    format!("{pattern:?} is not a host name or a `*.domain` pattern"),
+                );
+            }
+        }
+        for (name, conn) in &self.connections {
+            let key = |k: &str| format!("connections.{name}.{k}");
+            if !valid_connection_name(name) {
+                add(
+                    format!("connections.{name}"),
+                    "a connection name is 1 to 64 characters of a-z, 0-9, _ and - (it also names environment variables and metric labels)".into(),
+                );
+            }
+            if let Err(message) = check_instance_url(&conn.instance) {
+                add(key("instance"), message);
+            }
+            if conn.client_name.trim().is_empty() || conn.client_name.chars().count() > 60 {
+                add(
+                    key("client_name"),
+                    "must be 1 to 60 characters (Mastodon's limit)".into(),
+                );
+            }
+            if conn.redirect_uri != OOB_REDIRECT_URI && Url::parse(&conn.redirect_uri).is_err() {
+                add(
+                    key("redirect_uri"),
+                    format!(
+                        "{:?} is neither an absolute URL nor {OOB_REDIRECT_URI}",
+                        conn.redirect_uri
+                    ),
+                );
+            }
+            if conn.scopes.split_whitespace().next().is_none() {
+                add(
+                    key("scopes"),
+                    "must name at least one scope, space-separated".into(),
+                );
+            }
+            if conn.client_id.is_some() != conn.client_secret.is_some() {
+                add(
+                    key("client_secret"),
+                    "client_id and client_secret go together: set both or neither".into(),
+                );
+            }
+            if let Some(token) = &conn.access_token {
+                if token.expose_secret().trim().is_empty() {
+                    add(key("access_token"), "is empty".into());
+                }
+            }
+            if conn.connect_timeout_ms == 0 || conn.timeout_ms == 0 {
+                add(
+                    key("timeout_ms"),
+                    "timeouts must be greater than zero".into(),
+                );
+            }
+            if conn.connect_timeout_ms > conn.timeout_ms {
+                add(
+                    key("connect_timeout_ms"),
+                    "must not exceed timeout_ms".into(),
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// The connection a request uses when it names none: the only one, or the one named `default`.
+    pub fn default_connection(&self) -> Option<&str> {
+        if self.connections.len() == 1 {
+            return self.connections.keys().next().map(String::as_str);
+        }
+        self.connections
+            .get_key_value("default")
+            .map(|(k, _)| k.as_str())
+    }
+}
+
+/// Lowercase only: environment overrides arrive lowercased, so `Main` could never be overridden.
+pub fn valid_connection_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn valid_host_pattern(pattern: &str) -> bool {
+    let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A Mastodon base URL: http(s), a host, nothing after the path.
+pub fn check_instance_url(url: &Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{url} is not an http or https URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry a user name or password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{url} must not have a query or a fragment"));
+    }
+    Ok(())
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count() + 1)
+        .unwrap_or(1);
+    (line, column)
+}
+
+/// Turns serde's message into a key and a message an operator can act on.
+fn describe_serde_problem(path: &str, message: &str) -> (Option<String>, String) {
+    let path = if path == "." { "" } else { path };
+    let join = |leaf: &str| {
+        if path.is_empty() {
+            leaf.to_owned()
+        } else if path == leaf || path.ends_with(&format!(".{leaf}")) {
+            // serde_path_to_error already put the offending key at the end of the path.
+            path.to_owned()
+        } else {
+            format!("{path}.{leaf}")
+        }
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            return (Some(join(field)), "unknown key".to_owned());
+        }
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            return (Some(join(field)), "is required".to_owned());
+        }
+    }
+    let key = (!path.is_empty()).then(|| path.to_owned());
+    (key, message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_toml_str("test.toml", text, &HashMap::new())
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let s = load("").expect("defaults load");
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.max_body_bytes, 1_048_576);
+        assert_eq!(s.store.path, PathBuf::from("data/sidecar.db"));
+        assert!(s.connections.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_section() {
+        let e = load("[server]\nlisten = \"127.0.0.1:1\"\nlsiten = 3\n").unwrap_err();
+        assert_eq!(e.to_string(), "test.toml: server.lsiten: unknown key");
+    }
+
+    #[test]
+    fn invalid_toml_reports_line_and_column() {
+        let e = load("[server]\nlisten = \n").unwrap_err();
+        let line = e.to_string();
+        assert!(
+            line.starts_with("test.toml: invalid TOML at line 2, column"),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_bad_url_names_the_connection_key() {
+        let e = load("[connections.main]\ninstance = \"ftp://x\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.toml: connections.main.instance: ftp://x/ is not an http or https URL"
+        );
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_named() {
+        let e = load("[server]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("test.toml: server.listen: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file_including_secrets_and_numbers() {
+        let env = HashMap::from([
+            (
+                "MASTODON_SIDECAR__CONNECTIONS__MAIN__ACCESS_TOKEN".to_owned(),
+                "tok".to_owned(),
+            ),
+            (
+                "MASTODON_SIDECAR__SERVER__MAX_BODY_BYTES".to_owned(),
+                "2048".to_owned(),
+            ),
+            (
+                "MASTODON_SIDECAR__SECURITY__ALLOWED_INSTANCES".to_owned(),
+                "a.example, *.b.example".to_owned(),
+            ),
+        ]);
+        let s = Settings::from_toml_str(
+            "t",
+            "[connections.main]\ninstance = \"https://m.example\"\n",
+            &env,
+        )
+        .expect("loads");
+        assert_eq!(s.server.max_body_bytes, 2048);
+        let token = s.connections["main"].access_token.as_ref().expect("token");
+        assert_eq!(token.expose_secret(), "tok");
+        assert_eq!(s.security.allowed_instances, ["a.example", "*.b.example"]);
+        // The token must not leak through Debug.
+        assert!(!format!("{s:?}").contains("tok\""));
+    }
+
+    #[test]
+    fn the_default_connection_is_the_only_one_or_the_one_named_default() {
+        let one = load("[connections.x]\ninstance = \"https://a.example\"\n").unwrap();
+        assert_eq!(one.default_connection(), Some("x"));
+        let two = load("[connections.x]\ninstance = \"https://a.example\"\n[connections.y]\ninstance = \"https://b.example\"\n").unwrap();
+        assert_eq!(two.default_connection(), None);
+        let named = load("[connections.x]\ninstance = \"https://a.example\"\n[connections.default]\ninstance = \"https://b.example\"\n").unwrap();
+        assert_eq!(named.default_connection(), Some("default"));
+    }
+
+    #[test]
+    fn several_problems_are_reported_together() {
+        let e = load("[connections.Main]\ninstance = \"https://a.example\"\nscopes = \" \"\n")
+            .unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+    }
+
+    #[test]
+    fn the_shipped_configuration_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sidecar.toml");
+        Settings::load(&path, &HashMap::new()).expect("config/sidecar.toml validates");
+    }
+}

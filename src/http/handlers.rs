@@ -1,0 +1,236 @@
+//! The handlers: decode, run, encode. Each stays a few lines; logic belongs to `operations/` and `wire/`.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::{AppState, CorrelationId};
+use crate::error::{Error, ErrorKind};
+use crate::operations::{self, CallContext, Operation};
+use crate::wire::{self, Decoded, Format, Rejected, Reply, RequestMeta};
+
+pub async fn operation(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let name = req.match_info().get("operation").unwrap_or_default();
+    let meta = request_meta(req.headers());
+    let decoded = match read_body(&req, payload, state.max_body_bytes).await {
+        Ok(body) => wire::decode_operation_request(name, &meta, &body),
+        Err(error) => Err(Rejected {
+            format: meta.fallback_format(false),
+            operation: Operation::from_name(name),
+            error,
+        }),
+    };
+    run(&state, &req, decoded).await
+}
+
+pub async fn soap(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let meta = request_meta(req.headers());
+    let decoded = match read_body(&req, payload, state.max_body_bytes).await {
+        Ok(body) => wire::decode_soap_request(&meta, &body),
+        Err(error) => Err(Rejected {
+            format: meta.fallback_format(true),
+            operation: None,
+            error,
+        }),
+    };
+    run(&state, &req, decoded).await
+}
+
+/// Runs a decoded call (or answers its rejection), and records it.
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    decoded: Result<Decoded, Rejected>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let correlation_id = correlation_id(req);
+    let (operation, transport, outcome) = match decoded {
+        Ok(call) => {
+            let cx = CallContext {
+                correlation_id: correlation_id.clone(),
+            };
+            let result = operations::execute(&state.core, call.operation, call.params, &cx).await;
+            let outcome = result.as_ref().err().map(|e| e.kind);
+            let reply = match &result {
+                Ok(value) => wire::success(call.response_format, call.operation, value),
+                Err(e) => failed(
+                    call.response_format,
+                    e,
+                    Some(call.operation),
+                    &correlation_id,
+                ),
+            };
+            (
+                Some(call.operation),
+                call.request_format.transport(),
+                (outcome, reply),
+            )
+        }
+        Err(rejected) => {
+            let reply = failed(
+                rejected.format,
+                &rejected.error,
+                rejected.operation,
+                &correlation_id,
+            );
+            (
+                rejected.operation,
+                rejected.format.transport(),
+                (Some(rejected.error.kind), reply),
+            )
+        }
+    };
+    let (kind, reply) = outcome;
+    state.metrics.observe_operation(
+        operation.map_or("unknown", Operation::name),
+        transport,
+        kind.map_or("ok", ErrorKind::code),
+        started.elapsed().as_secs_f64(),
+    );
+    respond(reply)
+}
+
+/// Renders an error and logs it once, at a level that says whose fault it is.
+fn failed(
+    format: Format,
+    error: &Error,
+    operation: Option<Operation>,
+    correlation_id: &str,
+) -> Reply {
+    let op = operation.map(Operation::name);
+    if error.kind.blames_sender() {
+        tracing::info!(operation = op, code = error.kind.code(), detail = %error.detail, "operation refused");
+    } else {
+        tracing::warn!(operation = op, code = error.kind.code(), detail = %error.detail, "operation failed");
+    }
+    wire::failure(format, error, op, correlation_id)
+}
+
+fn respond(reply: Reply) -> HttpResponse {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    response.insert_header((header::CONTENT_TYPE, reply.content_type));
+    if let Some(seconds) = reply.retry_after {
+        response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+    }
+    response.body(reply.body)
+}
+
+fn request_meta(headers: &HeaderMap) -> RequestMeta<'_> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    RequestMeta {
+        content_type: text("content-type"),
+        accept: text("accept"),
+        soap_action: text("soapaction"),
+    }
+}
+
+fn correlation_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<CorrelationId>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default()
+}
+
+/// Reads the body, refusing it as soon as it is known to exceed `limit`.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    let too_large = || {
+        Error::new(
+            ErrorKind::PayloadTooLarge,
+            format!("the body exceeds {limit} bytes (server.max_body_bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::invalid(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "draining"}));
+    }
+    match state.core.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not ready");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "store unavailable"}))
+        }
+    }
+}
+
+/// Unknown routes still answer in the contract's error shape, never a framework page.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let method = req.method().as_str().to_owned();
+    let path: String = req.path().chars().take(100).collect();
+    let error = Error::new(
+        ErrorKind::UnknownOperation,
+        format!(
+            "there is no {method} {path}; operations are POST /v1/operations/{{operation}} and POST /soap"
+        ),
+    );
+    reject_outside_operation(&req, error, false)
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let error = Error::invalid(format!(
+        "{} is not accepted here; operations are called with POST",
+        req.method()
+    ));
+    let soap = req.path() == "/soap";
+    reject_outside_operation(&req, error, soap)
+}
+
+fn reject_outside_operation(req: &HttpRequest, error: Error, soap: bool) -> HttpResponse {
+    let meta = request_meta(req.headers());
+    let format = meta.fallback_format(soap);
+    respond(failed(format, &error, None, &correlation_id(req)))
+}

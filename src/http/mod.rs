@@ -1,0 +1,49 @@
+//! The HTTP layer: routes, the correlation middleware and the handlers.
+//!
+//! A handler reads the body (bounded), lets `wire/` decode it, runs the operation, lets `wire/` encode
+//! the answer, and records the call in metrics and the log. It holds no logic of its own: that lives
+//! in `operations/` (what to do) and `wire/` (how it looks). Every answer, including a framework-level
+//! failure such as an unknown route, is rendered through the same error classification.
+
+mod handlers;
+mod middleware;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::metrics::Metrics;
+use crate::operations::Core;
+
+/// What every handler shares.
+pub struct AppState {
+    pub core: Arc<Core>,
+    pub metrics: Metrics,
+    pub max_body_bytes: usize,
+    /// Set when shutdown begins: `/readyz` answers 503 so no new traffic is routed here.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// The correlation id of the request, put into the request's extensions by the middleware.
+#[derive(Clone, Debug)]
+pub struct CorrelationId(pub String);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/operations/{operation}")
+            .route(web::post().to(handlers::operation))
+            .default_service(web::to(handlers::method_not_allowed)),
+    )
+    .service(
+        web::resource("/soap")
+            .route(web::post().to(handlers::soap))
+            .default_service(web::to(handlers::method_not_allowed)),
+    )
+    .route("/metrics", web::get().to(handlers::metrics))
+    .route("/healthz", web::get().to(handlers::healthz))
+    .route("/readyz", web::get().to(handlers::readyz))
+    .default_service(web::to(handlers::not_found));
+}
+
+pub use middleware::correlate;

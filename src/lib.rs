@@ -1,0 +1,178 @@
+//! mastodon-sidecar: a native sidecar that gives integration engines (WSO2 Micro Integrator, other
+//! ESBs, low-code flows) connector-style operations for Mastodon over JSON, plain XML and SOAP.
+//!
+//! The shape: `operations/` is the connector (one closed [`operations::Operation`] enum, one function
+//! per operation); `mastodon/` is the only code that knows Mastodon; `wire/` holds the thin codecs for
+//! the caller's formats; `http/` binds it all to actix-web; `store/` keeps what must survive a restart.
+//! [`Application::build`] turns [`config::Settings`] into a bound server; tests use it on port 0.
+//! See ARCHITECTURE.md for the map and the invariants.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+mod http;
+pub mod mastodon;
+pub mod metrics;
+pub mod operations;
+pub mod store;
+pub mod telemetry;
+pub mod wire;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::operations::Core;
+use crate::store::{SqliteStore, Store};
+
+/// Why the sidecar could not start: each names its cause in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store at {path}: {source}")]
+    Store {
+        path: String,
+        source: store::StoreError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot set up the connections: {0}")]
+    Core(#[from] error::Error),
+}
+
+/// A built, bound sidecar, ready to run.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+    core: Arc<Core>,
+    draining: Arc<AtomicBool>,
+}
+
+/// Stops a running [`Application`] gracefully, as SIGTERM does.
+#[derive(Clone)]
+pub struct Shutdown {
+    handle: ServerHandle,
+    draining: Arc<AtomicBool>,
+}
+
+impl Shutdown {
+    pub async fn stop(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.handle.stop(true).await;
+    }
+}
+
+impl Application {
+    /// Opens the store, binds `server.listen` and builds the server (not yet running).
+    pub fn build(settings: Settings) -> Result<Application, StartError> {
+        let settings = Arc::new(settings);
+        let metrics = Metrics::new()?;
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&settings.store.path).map_err(|source| {
+                StartError::Store {
+                    path: settings.store.path.display().to_string(),
+                    source,
+                }
+            })?);
+        let addr = settings.server.listen;
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let core = Arc::new(Core::new(Arc::clone(&settings), store, metrics.clone())?);
+        let draining = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(http::AppState {
+            core: Arc::clone(&core),
+            metrics,
+            max_body_bytes: settings.server.max_body_bytes,
+            draining: Arc::clone(&draining),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(http::correlate))
+                .configure(http::configure)
+        })
+        // Signals are handled in `run_until_stopped`, so that readiness turns off before draining.
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_grace_s)
+        .listen(listener)
+        .map_err(|source| StartError::Listen { addr, source })?
+        .run();
+        Ok(Application {
+            server,
+            addr,
+            core,
+            draining,
+        })
+    }
+
+    /// The bound address (the real port when `listen` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown {
+            handle: self.server.handle(),
+            draining: Arc::clone(&self.draining),
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT (or [`Shutdown::stop`]), lets requests in flight finish within
+    /// `server.shutdown_grace_s`, then flushes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let shutdown = self.shutdown();
+        let signals = tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping: finishing requests in flight");
+            shutdown.stop().await;
+        });
+        tracing::info!(
+            listen = %self.addr,
+            version = env!("CARGO_PKG_VERSION"),
+            "ready: listen={}",
+            self.addr
+        );
+        let served = self.server.await;
+        signals.abort();
+        if let Err(e) = self.core.store.close().await {
+            tracing::error!(error = %e, "the store did not close cleanly");
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

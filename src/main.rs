@@ -1,0 +1,149 @@
+//! The command line: parse arguments, load settings, set up logging, build the application, run it.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mastodon_sidecar::config::{process_environment, Settings};
+use mastodon_sidecar::{telemetry, Application};
+
+#[derive(Parser)]
+#[command(
+    name = "mastodon-sidecar",
+    version,
+    about = "Mastodon connector operations over JSON, plain XML and SOAP"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "config/sidecar.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Validate the configuration, print a summary and exit.
+    CheckConfig,
+    /// GET a URL and exit 0 when it answers 200: an exec probe for images without a shell.
+    Probe {
+        /// e.g. http://127.0.0.1:8080/readyz
+        url: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config),
+        Command::CheckConfig => check_config(&cli.config),
+        Command::Probe { url } => probe(&url),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Settings, ExitCode> {
+    Settings::load(path, &process_environment()).map_err(|e| {
+        for problem in &e.0 {
+            eprintln!("mastodon-sidecar: {problem}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let settings = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let connections: Vec<String> = settings
+        .connections
+        .iter()
+        .map(|(name, c)| format!("{name} ({})", c.instance))
+        .collect();
+    println!(
+        "{}: ok; listen={} store={} connections: {}",
+        path.display(),
+        settings.server.listen,
+        settings.store.path.display(),
+        if connections.is_empty() {
+            "none".to_owned()
+        } else {
+            connections.join(", ")
+        }
+    );
+    ExitCode::SUCCESS
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("mastodon-sidecar: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn serve(path: &std::path::Path) -> ExitCode {
+    let settings = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    telemetry::init(&settings.log, std::io::stdout);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let app = match Application::build(settings) {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("mastodon-sidecar: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mastodon-sidecar: the server failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn probe(url: &str) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("mastodon-sidecar: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+            Ok(r) => {
+                eprintln!("mastodon-sidecar: {url} answered {}", r.status());
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("mastodon-sidecar: {url}: {}", e.without_url());
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

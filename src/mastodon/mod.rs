@@ -1,0 +1,12 @@
+//! The only code that knows Mastodon: URLs, parameters, entities, headers, error bodies, rate limits.
+//!
+//! `operations/` asks for things in Mastodon's terms ("register this app", "post this status") and gets
+//! Mastodon's entities back as JSON values, or a classified [`crate::error::Error`]. Nothing here knows
+//! about callers' wire formats; nothing outside knows Mastodon's paths.
+
+mod client;
+mod instance;
+
+pub(crate) use client::unix_now;
+pub use client::{Endpoint, MastodonClient, RateLimit};
+pub use instance::InstanceInfo;

@@ -1,0 +1,145 @@
+//! `createApp`: register the app with the server once, and keep its credentials.
+//!
+//! Mastodon allows five registrations per ten minutes per IP, and an app is needed only once per
+//! server, so a second call with the same scopes and redirect URIs answers the stored app without
+//! calling out. `scopes` is always sent as a space-separated string: Mastodon silently drops an array.
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::context::Core;
+use super::params;
+use crate::config::OOB_REDIRECT_URI;
+use crate::error::{Error, ErrorKind, Result};
+use crate::mastodon::{unix_now, Endpoint};
+use crate::store::AppRecord;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAppParams {
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub connection: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub client_name: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_list_or_separated")]
+    pub redirect_uris: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub scopes: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub website: Option<String>,
+}
+
+/// `"read  write\n"` → `"read write"`: one canonical form to send and to compare.
+pub fn normalize_scopes(scopes: &str) -> String {
+    scopes.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub async fn create_app(core: &Core, p: CreateAppParams) -> Result<Value> {
+    let conn = core.connection(p.connection.as_deref())?;
+    if conn.settings.client_id.is_some() {
+        return Err(Error::invalid(format!(
+            "connection {:?} has client_id and client_secret in its configuration, so createApp has nothing to do; remove them to register a new app",
+            conn.name
+        )));
+    }
+    if conn.inline {
+        return Err(Error::invalid(
+            "an inline connection does not keep registered apps; configure the connection, or pass client_id and client_secret to init",
+        ));
+    }
+    let client_name = p
+        .client_name
+        .unwrap_or_else(|| conn.settings.client_name.clone());
+    let redirect_uris = p
+        .redirect_uris
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec![conn.settings.redirect_uri.clone()]);
+    let scopes = normalize_scopes(p.scopes.as_deref().unwrap_or(&conn.settings.scopes));
+    let website = p
+        .website
+        .or_else(|| conn.settings.website.as_ref().map(|u| u.to_string()));
+
+    if client_name.trim().is_empty() || client_name.chars().count() > 60 {
+        return Err(Error::validation(
+            "client_name must be 1 to 60 characters (Mastodon's limit)",
+        ));
+    }
+    for uri in &redirect_uris {
+        if uri != OOB_REDIRECT_URI && url::Url::parse(uri).is_err() {
+            return Err(Error::validation(format!(
+                "redirect URI {uri:?} is neither an absolute URL nor {OOB_REDIRECT_URI}"
+            )));
+        }
+    }
+    if scopes.is_empty() {
+        return Err(Error::validation("scopes must name at least one scope"));
+    }
+    if let Some(site) = &website {
+        if url::Url::parse(site).is_err() {
+            return Err(Error::validation(format!(
+                "website {site:?} is not an absolute URL"
+            )));
+        }
+    }
+
+    if let Some(existing) = core.store.app(&conn.name).await? {
+        if existing.instance == conn.instance_url()
+            && existing.scopes == scopes
+            && existing.redirect_uris == redirect_uris
+        {
+            tracing::info!(connection = %conn.name, "app already registered; answering the stored one");
+            let secret = existing.client_secret.expose_secret().to_owned();
+            return Ok(answer(core, &conn.name, existing.entity, Some(secret)));
+        }
+    }
+
+    let mut body = json!({
+        "client_name": client_name,
+        // A newline-separated string works on every server version; arrays only from Mastodon 4.3.
+        "redirect_uris": redirect_uris.join("\n"),
+        "scopes": scopes,
+    });
+    if let Some(site) = &website {
+        body["website"] = json!(site);
+    }
+    let mut entity = conn
+        .client
+        .post_json(Endpoint::CREATE_APP, None, &body, &[])
+        .await?;
+    let client_id = entity["client_id"].as_str().map(str::to_owned);
+    let secret = entity
+        .as_object_mut()
+        .and_then(|o| o.remove("client_secret"))
+        .and_then(|v| v.as_str().map(str::to_owned));
+    let (Some(client_id), Some(client_secret)) = (client_id, secret) else {
+        return Err(Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the server registered the app but its answer lacks client_id or client_secret",
+        ));
+    };
+    let record = AppRecord {
+        instance: conn.instance_url().to_owned(),
+        client_id,
+        client_secret: client_secret.clone().into(),
+        scopes,
+        redirect_uris,
+        entity: entity.clone(),
+        created_at: unix_now(),
+    };
+    core.store.put_app(&conn.name, &record).await?;
+    tracing::info!(connection = %conn.name, "app registered and stored");
+    Ok(answer(core, &conn.name, entity, Some(client_secret)))
+}
+
+fn answer(core: &Core, connection: &str, mut entity: Value, secret: Option<String>) -> Value {
+    if let Some(obj) = entity.as_object_mut() {
+        obj.insert("connection".into(), json!(connection));
+        if core.expose_secrets() {
+            if let Some(secret) = secret {
+                obj.insert("client_secret".into(), json!(secret));
+            }
+        }
+    }
+    entity
+}

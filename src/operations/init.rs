@@ -1,0 +1,103 @@
+//! `init`: check a connection (or define one inline) and report what the server and the store hold.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::context::Core;
+use super::params;
+use crate::config::ConnectionSettings;
+use crate::error::{Error, Result};
+use crate::mastodon::Endpoint;
+use crate::store::TokenKind;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitParams {
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub connection: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub instance: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_secret")]
+    pub access_token: Option<SecretString>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub client_id: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_secret")]
+    pub client_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub scopes: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub redirect_uri: Option<String>,
+}
+
+impl InitParams {
+    fn is_inline(&self) -> bool {
+        self.instance.is_some()
+            || self.access_token.is_some()
+            || self.client_id.is_some()
+            || self.client_secret.is_some()
+            || self.scopes.is_some()
+            || self.redirect_uri.is_some()
+    }
+}
+
+pub async fn init(core: &Core, p: InitParams) -> Result<Value> {
+    let conn = if p.is_inline() {
+        if !core.settings.security.allow_inline_connections {
+            return Err(Error::forbidden(
+                "inline connections are off: name a configured connection, or set security.allow_inline_connections",
+            ));
+        }
+        let instance = p.instance.as_deref().ok_or_else(|| {
+            Error::invalid("an inline connection needs `instance`, the server's https URL")
+        })?;
+        let instance = url::Url::parse(instance)
+            .map_err(|e| Error::invalid(format!("`instance` is not a URL: {e}")))?;
+        let mut settings = ConnectionSettings::for_instance(instance);
+        if let Some(scopes) = p.scopes {
+            settings.scopes = scopes;
+        }
+        if let Some(uri) = p.redirect_uri {
+            settings.redirect_uri = uri;
+        }
+        if p.client_id.is_some() != p.client_secret.is_some() {
+            return Err(Error::invalid(
+                "`client_id` and `client_secret` go together: give both or neither",
+            ));
+        }
+        settings.client_id = p.client_id;
+        settings.client_secret = p.client_secret;
+        settings.access_token = p.access_token;
+        let name = p.connection.as_deref().unwrap_or("default");
+        core.define_inline(name, settings).await?
+    } else {
+        core.connection(p.connection.as_deref())?
+    };
+
+    let info = core.instance_info(&conn, true).await?;
+    let app_registered = core.app_credentials(&conn).await?.is_some();
+    let token = core.token(&conn, TokenKind::User).await?;
+    let account = match &token {
+        Some(token) => {
+            let account = conn
+                .client
+                .get(Endpoint::VERIFY_CREDENTIALS, Some(token))
+                .await?;
+            json!({"id": account["id"], "acct": account["acct"], "url": account["url"]})
+        }
+        None => Value::Null,
+    };
+    Ok(json!({
+        "connection": conn.name,
+        "instance": {
+            "url": info.url,
+            "domain": info.domain,
+            "version": info.version,
+            "max_characters": info.max_characters,
+            "pkce": info.pkce,
+        },
+        "app_registered": app_registered,
+        "user_token": token.is_some(),
+        "account": account,
+    }))
+}
