@@ -1,1 +1,9 @@
+//! One integration-test binary (fast links): the real HTTP server on port 0 beside a Mastodon stand-in.
 
+mod cli;
+mod errors;
+mod fixtures;
+mod flow;
+mod helpers;
+mod persistence;
+mod secrets;
