@@ -18,8 +18,14 @@ fn the_core_and_the_mastodon_client_know_no_wire_format() {
         let files = sources(dir);
         assert!(!files.is_empty(), "{dir}");
         for (path, text) in files {
+            // Comments may name the layers; code may not use them.
+            let code: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
             for forbidden in ["actix_web", "quick_xml", "crate::wire", "crate::http"] {
-                assert!(!text.contains(forbidden), "{path} uses {forbidden}");
+                assert!(!code.contains(forbidden), "{path} uses {forbidden}");
             }
         }
     }

@@ -186,8 +186,8 @@ pub fn get_instance_v1(ctx: &Ctx<'_>) -> HttpResponse {
 /// `GET /api/v1/accounts/verify_credentials`: a user token with `profile`, `read` or
 /// `read:accounts`.
 pub fn verify_credentials(ctx: &Ctx<'_>) -> HttpResponse {
-    if let Err(resp) = authorize(ctx, &["profile", "read", "read:accounts"], true) {
-        return resp;
+    if let Err(denied) = authorize(ctx, &["profile", "read", "read:accounts"], true) {
+        return denied.response();
     }
     match serde_json::to_vec(&account(ctx.shared).with_source()) {
         Ok(body) => http::json(200, body),

@@ -183,23 +183,45 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
     resp
 }
 
+/// Why Doorkeeper refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// 401: no token, or an unknown or revoked one.
+    InvalidToken,
+    /// 403: none of the required scopes.
+    Scope,
+    /// 422: an app token where a user is needed.
+    NotUser,
+}
+
+impl Denied {
+    /// Mastodon's answer.
+    pub fn response(self) -> HttpResponse {
+        match self {
+            Denied::InvalidToken => {
+                let mut resp = error(401, "The access token is invalid");
+                set(
+                    &mut resp,
+                    "www-authenticate",
+                    "Bearer realm=\"Doorkeeper\", error=\"invalid_token\", error_description=\"The access token is invalid\"",
+                );
+                resp
+            }
+            Denied::Scope => error(403, "This action is outside the authorized scopes"),
+            Denied::NotUser => error(422, "This method requires an authenticated user"),
+        }
+    }
+}
+
 /// Doorkeeper's check: a valid token (401), one of `scopes` (403), and, when `user`, a token
 /// that belongs to a user (422).
-pub fn authorize(ctx: &Ctx<'_>, scopes: &[&str], user: bool) -> Result<Arc<Token>, HttpResponse> {
-    let Some(token) = ctx.token.clone() else {
-        let mut resp = error(401, "The access token is invalid");
-        set(
-            &mut resp,
-            "www-authenticate",
-            "Bearer realm=\"Doorkeeper\", error=\"invalid_token\", error_description=\"The access token is invalid\"",
-        );
-        return Err(resp);
-    };
+pub fn authorize(ctx: &Ctx<'_>, scopes: &[&str], user: bool) -> Result<Arc<Token>, Denied> {
+    let token = ctx.token.clone().ok_or(Denied::InvalidToken)?;
     if !scopes.is_empty() && !token.has_any(scopes) {
-        return Err(error(403, "This action is outside the authorized scopes"));
+        return Err(Denied::Scope);
     }
     if user && !token.user {
-        return Err(error(422, "This method requires an authenticated user"));
+        return Err(Denied::NotUser);
     }
     Ok(token)
 }

@@ -142,9 +142,9 @@ impl StandIn {
         })
     }
 
-    /// Stops serving (in-flight requests get a second to finish).
+    /// Stops serving at once: the listener closes and open connections are dropped.
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        self.handle.stop(false).await;
     }
 
     /// Adds a user token for the stand-in's account (tests that skip OAuth, benchmarks).

@@ -238,7 +238,7 @@ pub fn create_app(ctx: &Ctx<'_>) -> HttpResponse {
 pub fn verify_app(ctx: &Ctx<'_>) -> HttpResponse {
     match check_token(ctx, &[], false) {
         Ok(token) => http::json_value(200, &app_json(&token.app)),
-        Err(resp) => resp,
+        Err(denied) => denied.response(),
     }
 }
 

@@ -112,7 +112,7 @@ fn poll_errors(poll: &PollParams, errors: &mut Vec<String>) {
 pub fn post_status(ctx: &Ctx<'_>) -> HttpResponse {
     let token = match authorize(ctx, &["write", "write:statuses"], true) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(denied) => return denied.response(),
     };
     let shared = ctx.shared;
     let opts = &shared.opts;

@@ -69,10 +69,7 @@ fn url_at(text: &str, i: usize) -> Option<Entity> {
         .find(|c: char| c.is_whitespace() || c.is_control() || "<>\"`".contains(c))
         .unwrap_or(rest.len());
     // Trailing punctuation is not part of the URL; a closing parenthesis only when unbalanced.
-    loop {
-        let Some(last) = rest[..end].chars().next_back() else {
-            break;
-        };
+    while let Some(last) = rest[..end].chars().next_back() {
         let unbalanced = |open: char, close: char| {
             last == close && rest[..end].matches(open).count() < rest[..end].matches(close).count()
         };

@@ -76,9 +76,9 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
     let mut p = Parser { b, i: 0 };
     let y = p.num(4)? as i64;
     p.eat(b'-')?;
-    let mo = p.num(2)? as u32;
+    let mo = p.num(2)?;
     p.eat(b'-')?;
-    let d = p.num(2)? as u32;
+    let d = p.num(2)?;
     if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) {
         return None;
     }

@@ -417,13 +417,10 @@ async fn an_idempotency_key_replays_the_first_status() {
     )
     .await;
     assert_eq!(st, 200, "{first}");
-    assert_eq!(
-        first["content"]
-            .as_str()
-            .unwrap()
-            .starts_with("<p>Hello &lt;world&gt; &amp; "),
-        true
-    );
+    assert!(first["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("<p>Hello &lt;world&gt; &amp; "));
     assert_eq!(first["account"]["username"], "sidecar");
     assert_eq!(first["visibility"], "public");
     assert_eq!(first["tags"][0]["name"], "rust");
