@@ -37,6 +37,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_grace_s: u64,
+    /// Where Mastodon sends the browser after approval, when a connection's `redirect_uri` names the
+    /// sidecar itself (e.g. `https://sidecar.example/oauth/callback`).
+    pub callback_path: String,
 }
 
 impl Default for ServerSettings {
@@ -45,6 +48,7 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
+            callback_path: "/oauth/callback".to_owned(),
         }
     }
 }
@@ -62,8 +66,9 @@ pub struct StoreSettings {
     pub path: PathBuf,
     /// A shared PostgreSQL store (not in this version: refused by validation rather than ignored).
     pub url: Option<SecretString>,
-    /// The key that seals secrets at rest (not in this version: refused by validation rather than ignored).
+    /// A file holding the base64 key (32 bytes) that seals secrets at rest.
     pub key_file: Option<PathBuf>,
+    /// The key itself, base64; meant for `MASTODON_SIDECAR__STORE__KEY`, not the file.
     pub key: Option<SecretString>,
     /// How often held user tokens are checked with Mastodon.
     pub health_interval_s: u64,

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod config;
 pub mod error;
 mod http;
@@ -29,7 +30,8 @@ use actix_web::{web, App, HttpServer};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::operations::Core;
-use crate::store::{SqliteStore, Store};
+use crate::store::seal::KeySource;
+use crate::store::Store;
 
 /// Why the sidecar could not start: each names its cause in one line.
 #[derive(Debug, thiserror::Error)]
@@ -74,16 +76,10 @@ impl Shutdown {
 
 impl Application {
     /// Opens the store, binds `server.listen` and builds the server (not yet running).
-    pub fn build(settings: Settings) -> Result<Application, StartError> {
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let settings = Arc::new(settings);
         let metrics = Metrics::new()?;
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&settings.store.path).map_err(|source| {
-                StartError::Store {
-                    path: settings.store.path.display().to_string(),
-                    source,
-                }
-            })?);
+        let store = open_store(&settings).await?;
         let addr = settings.server.listen;
         let listener =
             TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
@@ -152,6 +148,33 @@ impl Application {
         }
         tracing::info!("stopped");
         served
+    }
+}
+
+/// Opens the configured store, saying once where a newly made key was put.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
+    let (store, source) =
+        store::open(&settings.store)
+            .await
+            .map_err(|source| StartError::Store {
+                path: store_location(settings),
+                source,
+            })?;
+    if let KeySource::Created(path) = source {
+        tracing::warn!(
+            key_file = %path.display(),
+            "created a key to seal secrets at rest at {}; back it up with the database: without it the stored credentials cannot be read",
+            path.display()
+        );
+    }
+    Ok(store)
+}
+
+fn store_location(settings: &Settings) -> String {
+    if settings.store.url.is_some() {
+        "store.url".to_owned()
+    } else {
+        settings.store.path.display().to_string()
     }
 }
 

@@ -101,7 +101,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
-        let app = match Application::build(settings) {
+        let app = match Application::build(settings).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("mastodon-sidecar: {e}");

@@ -25,6 +25,7 @@ pub struct Metrics {
     upstream_requests_total: IntCounterVec,
     upstream_duration: HistogramVec,
     ratelimit_remaining: IntGaugeVec,
+    token_valid: IntGaugeVec,
 }
 
 impl Metrics {
@@ -67,6 +68,13 @@ impl Metrics {
             ),
             &["connection"],
         )?;
+        let token_valid = IntGaugeVec::new(
+            Opts::new(
+                "mastodon_sidecar_token_valid",
+                "1 while the connection's user token works, 0 once Mastodon refused it (revoked) or it was revoked here.",
+            ),
+            &["connection"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "mastodon_sidecar_build_info",
@@ -83,6 +91,7 @@ impl Metrics {
         registry.register(Box::new(upstream_requests_total.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
         registry.register(Box::new(ratelimit_remaining.clone()))?;
+        registry.register(Box::new(token_valid.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -96,6 +105,7 @@ impl Metrics {
             upstream_requests_total,
             upstream_duration,
             ratelimit_remaining,
+            token_valid,
         })
     }
 
@@ -121,6 +131,12 @@ impl Metrics {
 
     pub fn ratelimit_remaining(&self, connection: &str) -> IntGauge {
         self.ratelimit_remaining.with_label_values(&[connection])
+    }
+
+    pub fn token_valid(&self, connection: &str, valid: bool) {
+        self.token_valid
+            .with_label_values(&[connection])
+            .set(i64::from(valid));
     }
 
     /// The text exposition format, for `GET /metrics`.

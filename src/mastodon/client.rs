@@ -89,9 +89,7 @@ fn parse_reset(value: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
-pub(crate) fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+pub(crate) use crate::clock::unix_now;
 
 /// A client bound to one connection's server, timeouts and metric labels.
 #[derive(Clone)]

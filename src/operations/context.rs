@@ -6,7 +6,9 @@
 //! stored record obtained from another instance URL is never used.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -34,6 +36,9 @@ pub struct Connection {
     pub client: MastodonClient,
     pub inline: bool,
     probe: RwLock<Option<InstanceInfo>>,
+    /// When Mastodon refused the token pinned in configuration (0: never). Stored tokens keep this
+    /// in the store instead, so every replica sees it.
+    pinned_token_revoked_at: AtomicI64,
 }
 
 impl Connection {
@@ -71,6 +76,7 @@ impl Core {
                     client,
                     inline: false,
                     probe: RwLock::new(None),
+                    pinned_token_revoked_at: AtomicI64::new(0),
                 }),
             );
         }
@@ -152,6 +158,7 @@ impl Core {
             client,
             inline: true,
             probe: RwLock::new(None),
+            pinned_token_revoked_at: AtomicI64::new(0),
         });
         let mut connections = self.connections.write().unwrap_or_else(|p| p.into_inner());
         let inline_count = connections.values().filter(|c| c.inline).count();
@@ -247,14 +254,88 @@ impl Core {
             .map(|t| t.access_token))
     }
 
-    /// The user token, or the error that says how to get one.
+    /// The user token, or the error that says how to get one (also when Mastodon revoked it).
     pub async fn require_user_token(&self, conn: &Connection) -> Result<SecretString> {
-        self.token(conn, TokenKind::User).await?.ok_or_else(|| {
+        let revoked = |at: i64| {
             Error::credentials_missing(format!(
+                "the user token of connection {:?} was revoked at Mastodon (refused with 401 at {}): authorize again with authorizeUrl and getToken",
+                conn.name,
+                format_unix(at)
+            ))
+        };
+        if let Some(token) = &conn.settings.access_token {
+            return match conn.pinned_token_revoked_at.load(Ordering::Relaxed) {
+                0 => Ok(token.clone()),
+                at => Err(revoked(at)),
+            };
+        }
+        let record = if conn.inline {
+            None
+        } else {
+            self.store
+                .token(&conn.name, TokenKind::User)
+                .await?
+                .filter(|t| t.instance == conn.instance_url())
+        };
+        match record {
+            Some(t) => match t.revoked_at {
+                Some(at) => Err(revoked(at)),
+                None => Ok(t.access_token),
+            },
+            None => Err(Error::credentials_missing(format!(
                 "connection {:?} has no user token yet: run authorizeUrl, approve in the browser, then getToken with the code",
                 conn.name
-            ))
-        })
+            ))),
+        }
+    }
+
+    /// Runs `call` with the user token. A 401 from Mastodon means the token was revoked: the
+    /// connection is marked so at once (in the store, for every replica), later calls fail fast, and
+    /// one warning is logged.
+    pub async fn with_user_token<T, F, Fut>(&self, conn: &Connection, call: F) -> Result<T>
+    where
+        F: FnOnce(SecretString) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let token = self.require_user_token(conn).await?;
+        let result = call(token).await;
+        match &result {
+            Ok(_) => self.metrics.token_valid(&conn.name, true),
+            Err(e) if e.upstream.as_ref().is_some_and(|u| u.status == 401) => {
+                self.token_refused(conn).await?;
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Records that Mastodon refused the connection's user token.
+    pub async fn token_refused(&self, conn: &Connection) -> Result<()> {
+        let now = crate::clock::unix_now();
+        let first = if conn.settings.access_token.is_some() {
+            conn.pinned_token_revoked_at
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        } else if conn.inline {
+            false
+        } else {
+            self.store
+                .mark_token_revoked(&conn.name, TokenKind::User, now)
+                .await?
+        };
+        self.metrics.token_valid(&conn.name, false);
+        if first {
+            tracing::warn!(
+                connection = %conn.name,
+                "Mastodon refused the user token (401): it was revoked; calls fail fast until the account is authorized again"
+            );
+        }
+        Ok(())
+    }
+
+    /// Every connection, configured and inline.
+    pub fn connections(&self) -> Vec<Arc<Connection>> {
+        self.read_connections().values().cloned().collect()
     }
 
     /// The app credentials, or the error that says how to get them.
@@ -271,6 +352,17 @@ impl Core {
     pub fn expose_secrets(&self) -> bool {
         self.settings.security.expose_secrets
     }
+}
+
+/// A Unix time as RFC 3339, for messages.
+fn format_unix(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| at.to_string())
 }
 
 fn sorted_names(connections: &HashMap<String, Arc<Connection>>) -> String {

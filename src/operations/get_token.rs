@@ -1,9 +1,10 @@
 //! `getToken`: exchange an authorization code (or the app's own credentials) for a token, and keep it.
 //!
 //! The code is single-use at Mastodon, and the pending authorization (state and PKCE verifier) is
-//! single-use here: it is taken from the store before the exchange. Only when Mastodon could not be
-//! reached at all is it put back, so that the caller may retry with the same code. The token itself is
-//! never answered unless `expose_secrets` is set.
+//! single-use here: it is taken from the store before the exchange, and a second use is told apart as
+//! a replay. Only when Mastodon could not be reached at all is it made usable again, so the caller may
+//! retry with the same code. The token itself is never answered unless `expose_secrets` is set.
+//! [`exchange_code`] is shared with the OAuth callback.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -14,7 +15,7 @@ use super::create_app::normalize_scopes;
 use super::params;
 use crate::error::{Error, ErrorKind, Result};
 use crate::mastodon::{unix_now, Endpoint};
-use crate::store::{PendingAuthorization, TokenKind, TokenRecord};
+use crate::store::{PendingAuthorization, PendingLookup, TokenKind, TokenRecord};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,23 +62,45 @@ async fn authorization_code(
     app: &AppCredentials,
     p: GetTokenParams,
 ) -> Result<Value> {
-    if conn.settings.access_token.is_some() {
-        return Err(Error::invalid(format!(
-            "connection {:?} has access_token in its configuration, which would override the new token; remove it first",
-            conn.name
-        )));
-    }
+    refuse_pinned_token(conn)?;
     let code = p.code.ok_or_else(|| {
         Error::invalid("getToken needs `code`: the code Mastodon showed (or sent to the redirect URI) after approval")
     })?;
-    let pending = take_pending(core, conn, p.state.as_deref()).await?;
-    let redirect_uri = match (&pending, p.redirect_uri) {
-        (Some(pending), Some(given)) if given != pending.redirect_uri => {
+    let pending = find_pending(core, conn, p.state.as_deref()).await?;
+    if let (Some(pending), Some(given)) = (&pending, &p.redirect_uri) {
+        if *given != pending.redirect_uri {
             return Err(Error::invalid(format!(
                 "redirect_uri {given:?} differs from the one authorizeUrl used ({:?})",
                 pending.redirect_uri
-            )))
+            )));
         }
+    }
+    let record = exchange_code(core, conn, app, pending, &code, p.redirect_uri).await?;
+    Ok(result(core, conn, "authorization_code", &record))
+}
+
+/// A token pinned in configuration would override the one obtained here: say so instead.
+pub fn refuse_pinned_token(conn: &Connection) -> Result<()> {
+    if conn.settings.access_token.is_some() {
+        return Err(Error::invalid(format!(
+            "connection {:?} has access_token in its configuration, which would override a new token; remove it first",
+            conn.name
+        )));
+    }
+    Ok(())
+}
+
+/// Exchanges `code` (with the pending authorization's verifier and redirect URI, when there is one)
+/// and stores the user token.
+pub async fn exchange_code(
+    core: &Core,
+    conn: &Connection,
+    app: &AppCredentials,
+    pending: Option<PendingAuthorization>,
+    code: &SecretString,
+    redirect_uri: Option<String>,
+) -> Result<TokenRecord> {
+    let redirect_uri = match (&pending, redirect_uri) {
         (Some(pending), _) => pending.redirect_uri.clone(),
         (None, Some(given)) => given,
         (None, None) => app
@@ -104,7 +127,7 @@ async fn authorization_code(
                 (&pending, e.kind)
             {
                 // Mastodon never saw the code, or we never saw its answer: let the caller retry.
-                core.store.put_pending(pending).await?;
+                core.store.restore_pending(&pending.state).await?;
             }
             return Err(e);
         }
@@ -113,8 +136,9 @@ async fn authorization_code(
     core.store
         .put_token(&conn.name, TokenKind::User, &record)
         .await?;
+    core.metrics.token_valid(&conn.name, true);
     tracing::info!(connection = %conn.name, scope = %record.scope, "user token obtained and stored");
-    Ok(result(core, conn, "authorization_code", &record))
+    Ok(record)
 }
 
 async fn client_credentials(
@@ -144,7 +168,7 @@ async fn client_credentials(
 }
 
 /// The pending authorization to finish: the one `state` names, or the connection's only one.
-async fn take_pending(
+async fn find_pending(
     core: &Core,
     conn: &Connection,
     state: Option<&str>,
@@ -167,10 +191,19 @@ async fn take_pending(
             }
         }
     };
-    let pending =
-        core.store.take_pending(&state).await?.ok_or_else(|| {
-            Error::invalid("unknown or already used `state`: run authorizeUrl again")
-        })?;
+    let pending = match core.store.take_pending(&state).await? {
+        PendingLookup::Taken(pending) => pending,
+        PendingLookup::AlreadyUsed => {
+            return Err(Error::invalid(
+                "this `state` was already used: an authorization completes once; run authorizeUrl again",
+            ))
+        }
+        PendingLookup::Unknown => {
+            return Err(Error::invalid(
+                "unknown `state`: pass the state authorizeUrl answered, or run authorizeUrl again",
+            ))
+        }
+    };
     if pending.connection != conn.name || pending.instance != conn.instance_url() {
         return Err(Error::invalid(
             "this `state` belongs to another connection; it is now spent, run authorizeUrl again",
@@ -208,6 +241,7 @@ fn token_record(
             .or(asked_scope)
             .unwrap_or_default(),
         created_at: answer["created_at"].as_i64().unwrap_or_else(unix_now),
+        revoked_at: None,
     })
 }
 

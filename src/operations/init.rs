@@ -7,9 +7,8 @@ use serde_json::{json, Value};
 use super::context::Core;
 use super::params;
 use crate::config::ConnectionSettings;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::mastodon::Endpoint;
-use crate::store::TokenKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,16 +75,23 @@ pub async fn init(core: &Core, p: InitParams) -> Result<Value> {
 
     let info = core.instance_info(&conn, true).await?;
     let app_registered = core.app_credentials(&conn).await?.is_some();
-    let token = core.token(&conn, TokenKind::User).await?;
-    let account = match &token {
-        Some(token) => {
-            let account = conn
-                .client
-                .get(Endpoint::VERIFY_CREDENTIALS, Some(token))
-                .await?;
-            json!({"id": account["id"], "acct": account["acct"], "url": account["url"]})
-        }
-        None => Value::Null,
+    // No token, or one Mastodon revoked, is a state to report, not a failure: `init` runs before
+    // `createApp` and `getToken` too.
+    let has_token = match core.require_user_token(&conn).await {
+        Ok(_) => true,
+        Err(e) if e.kind == ErrorKind::CredentialsMissing => false,
+        Err(e) => return Err(e),
+    };
+    let account = if has_token {
+        let client = &conn.client;
+        let account = core
+            .with_user_token(&conn, |token| async move {
+                client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
+            })
+            .await?;
+        json!({"id": account["id"], "acct": account["acct"], "url": account["url"]})
+    } else {
+        Value::Null
     };
     Ok(json!({
         "connection": conn.name,
@@ -97,7 +103,7 @@ pub async fn init(core: &Core, p: InitParams) -> Result<Value> {
             "pkce": info.pkce,
         },
         "app_registered": app_registered,
-        "user_token": token.is_some(),
+        "user_token": has_token,
         "account": account,
     }))
 }

@@ -5,7 +5,6 @@
 //! derived from the correlation id and the status's parameters, so an ESB that retries the same
 //! message posts it once, while different statuses in one flow still post separately.
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -60,7 +59,8 @@ const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];
 
 pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
-    let token: SecretString = core.require_user_token(&conn).await?;
+    // Fail fast without a (working) token, before probing anything.
+    core.require_user_token(&conn).await?;
     let info = core.instance_info_if_known(&conn).await;
     let body = validated_body(&p, info.as_ref())?;
     let key = match &p.idempotency_key {
@@ -70,14 +70,18 @@ pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -
         Some(key) => key.clone(),
         None => derived_idempotency_key(&conn.name, &call.correlation_id, &body),
     };
-    conn.client
-        .post_json(
-            Endpoint::POST_STATUS,
-            Some(&token),
-            &body,
-            &[("Idempotency-Key", key)],
-        )
-        .await
+    let client = &conn.client;
+    core.with_user_token(&conn, |token| async move {
+        client
+            .post_json(
+                Endpoint::POST_STATUS,
+                Some(&token),
+                &body,
+                &[("Idempotency-Key", key)],
+            )
+            .await
+    })
+    .await
 }
 
 /// Checks the parameters against Mastodon's rules and the server's limits, and builds the JSON body.

@@ -17,8 +17,9 @@ pub struct VerifyCredentialsParams {
 
 pub async fn verify_credentials(core: &Core, p: VerifyCredentialsParams) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
-    let token = core.require_user_token(&conn).await?;
-    conn.client
-        .get(Endpoint::VERIFY_CREDENTIALS, Some(&token))
-        .await
+    let client = &conn.client;
+    core.with_user_token(&conn, |token| async move {
+        client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
+    })
+    .await
 }

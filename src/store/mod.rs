@@ -1,11 +1,13 @@
 //! Runtime state that must survive a restart: app credentials, tokens, pending authorizations and the
 //! last instance probe, per connection.
 //!
-//! The [`Store`] trait is what operations see; [`SqliteStore`] is the embedded default. A shared store
-//! for several replicas implements the same trait. Records carry the instance URL they were obtained
-//! from, so credentials for one server are never sent to another after a configuration change.
-//! Secrets are `SecretString` here and only exposed at the moment they are written or sent.
+//! The [`Store`] trait is what operations see; [`SqliteStore`] is the embedded default, and a shared
+//! store for several replicas implements the same trait. Records carry the instance URL they were
+//! obtained from, so credentials for one server are never sent to another after a configuration change.
+//! Secrets are `SecretString` here; each store seals them (see [`seal`]) before they touch disk, and
+//! opens them when read, so no secret is ever stored in plain text.
 
+pub mod seal;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -25,6 +27,10 @@ pub enum StoreError {
     Database(String),
     #[error("store record is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Key(String),
+    #[error("the store was sealed with another key; start with the key it was sealed with (never overwritten), or run rotate-key with it")]
+    WrongKey,
 }
 
 /// An app registered with `POST /api/v1/apps`.
@@ -63,6 +69,8 @@ pub struct TokenRecord {
     pub token_type: String,
     pub scope: String,
     pub created_at: i64,
+    /// When Mastodon answered 401 to this token: it was revoked, and is kept only to say so.
+    pub revoked_at: Option<i64>,
 }
 
 /// An authorization begun by `authorizeUrl` and not yet finished by `getToken`.
@@ -76,6 +84,16 @@ pub struct PendingAuthorization {
     pub redirect_uri: String,
     pub scope: String,
     pub expires_at: i64,
+}
+
+/// What looking up a state found.
+#[derive(Debug)]
+pub enum PendingLookup {
+    /// Unused until now, and now taken.
+    Taken(PendingAuthorization),
+    /// Known, but already taken once: a replay.
+    AlreadyUsed,
+    Unknown,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -93,13 +111,35 @@ pub trait Store: Send + Sync {
         token: &TokenRecord,
     ) -> StoreResult<()>;
 
+    /// Marks the token revoked at `at`; answers whether it was not marked before (so one warning is
+    /// logged however many replicas and calls notice).
+    async fn mark_token_revoked(
+        &self,
+        connection: &str,
+        kind: TokenKind,
+        at: i64,
+    ) -> StoreResult<bool>;
+    async fn delete_token(&self, connection: &str, kind: TokenKind) -> StoreResult<()>;
+
     async fn put_pending(&self, pending: &PendingAuthorization) -> StoreResult<()>;
-    /// Removes and returns the authorization for `state`: a state is good for one `getToken` only.
-    async fn take_pending(&self, state: &str) -> StoreResult<Option<PendingAuthorization>>;
+    /// Takes the authorization for `state` atomically: a state is good for one exchange only, and a
+    /// second attempt is recognised as a replay.
+    async fn take_pending(&self, state: &str) -> StoreResult<PendingLookup>;
+    /// Makes a taken authorization usable again (Mastodon could not be reached with it).
+    async fn restore_pending(&self, state: &str) -> StoreResult<()>;
     /// The unexpired authorizations of a connection, newest first (for `getToken` without `state`).
     async fn pending_states(&self, connection: &str, now: i64) -> StoreResult<Vec<String>>;
-    /// Forgets authorizations that expired before `now`.
+    /// Forgets authorizations that expired before `now` (used ones are kept a day, to recognise replays).
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+
+    /// Claims the right to register an app for `connection` until `until`: true for exactly one
+    /// caller across every replica sharing the store, until released or expired.
+    async fn claim_registration(&self, connection: &str, now: i64, until: i64)
+        -> StoreResult<bool>;
+    async fn release_registration(&self, connection: &str) -> StoreResult<()>;
+
+    /// Re-seals every secret under `new` in one transaction, and records `new`'s check value.
+    async fn reseal(&self, new: seal::Sealer) -> StoreResult<u64>;
 
     async fn instance(&self, connection: &str) -> StoreResult<Option<InstanceInfo>>;
     async fn put_instance(&self, connection: &str, info: &InstanceInfo) -> StoreResult<()>;
@@ -116,4 +156,14 @@ impl From<StoreError> for crate::error::Error {
         tracing::error!(error = %e, "the store failed");
         crate::error::Error::internal()
     }
+}
+
+/// Opens the configured store with its key: the embedded SQLite file, or the shared PostgreSQL
+/// database when `store.url` is set.
+pub async fn open(
+    settings: &crate::config::StoreSettings,
+) -> StoreResult<(std::sync::Arc<dyn Store>, seal::KeySource)> {
+    let (sealer, source) = seal::load_key(settings)?;
+    let store = SqliteStore::open(&settings.path, sealer)?;
+    Ok((std::sync::Arc::new(store), source))
 }

@@ -94,7 +94,9 @@ pub async fn start(
     store_dir: Arc<tempfile::TempDir>,
     settings: Settings,
 ) -> TestApp {
-    let app = Application::build(settings.clone()).expect("the sidecar builds");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the sidecar builds");
     let address = format!("http://{}", app.local_addr());
     let shutdown = app.shutdown();
     tokio::spawn(app.run_until_stopped());
