@@ -98,6 +98,9 @@ pub enum PendingLookup {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Used and expired authorizations are kept this long, so a replay is told apart from a stranger.
+pub const PENDING_RETENTION_S: i64 = 24 * 60 * 60;
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn app(&self, connection: &str) -> StoreResult<Option<AppRecord>>;

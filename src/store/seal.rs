@@ -115,6 +115,17 @@ impl Sealer {
     }
 }
 
+/// The associated data of each sealed column: the row's identity, so a value cannot move rows.
+pub fn app_aad(connection: &str) -> String {
+    format!("apps|{connection}|client_secret")
+}
+pub fn token_aad(connection: &str, kind: super::TokenKind) -> String {
+    format!("tokens|{connection}|{}|access_token", kind.as_str())
+}
+pub fn pending_aad(state: &str) -> String {
+    format!("pending|{state}|code_verifier")
+}
+
 /// Where the key came from, for the start-up log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeySource {

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use secrecy::ExposeSecret;
 
-use super::seal::Sealer;
+use super::seal::{app_aad, pending_aad, token_aad, Sealer};
 use super::{
     AppRecord, PendingAuthorization, PendingLookup, Store, StoreError, StoreResult, TokenKind,
     TokenRecord,
@@ -72,18 +72,8 @@ CREATE TABLE IF NOT EXISTS registrations (
 );
 "#;
 
-/// Used and expired authorizations are kept this long, so a replay is told apart from a stranger.
-pub const PENDING_RETENTION_S: i64 = 24 * 60 * 60;
+use super::PENDING_RETENTION_S;
 
-pub fn app_aad(connection: &str) -> String {
-    format!("apps|{connection}|client_secret")
-}
-pub fn token_aad(connection: &str, kind: TokenKind) -> String {
-    format!("tokens|{connection}|{}|access_token", kind.as_str())
-}
-pub fn pending_aad(state: &str) -> String {
-    format!("pending|{state}|code_verifier")
-}
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,

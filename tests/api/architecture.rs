@@ -8,7 +8,12 @@ fn sources(dir: &str) -> Vec<(String, String)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -33,9 +38,19 @@ fn the_core_and_the_mastodon_client_know_no_wire_format() {
 
 #[test]
 fn every_module_says_what_it_holds() {
-    for dir in ["src", "src/operations", "src/mastodon", "src/wire", "src/store", "src/http"] {
+    for dir in [
+        "src",
+        "src/operations",
+        "src/mastodon",
+        "src/wire",
+        "src/store",
+        "src/http",
+    ] {
         for (path, text) in sources(dir) {
-            assert!(text.trim_start().starts_with("//!"), "{path} lacks a //! header");
+            assert!(
+                text.trim_start().starts_with("//!"),
+                "{path} lacks a //! header"
+            );
         }
     }
 }
