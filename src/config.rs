@@ -359,11 +359,28 @@ impl Settings {
         if self.store.path.as_os_str().is_empty() {
             add("store.path".into(), "must not be empty".into());
         }
-        if self.store.url.is_some() {
-            add(
-                "store.url".into(),
-                "a shared PostgreSQL store is not available in this version; use store.path".into(),
-            );
+        if let Some(url) = &self.store.url {
+            // The URL may hold a password: messages name the scheme at most, never the value.
+            let url = url.expose_secret().trim();
+            let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            match scheme.as_deref() {
+                Some("postgres" | "postgresql") => {}
+                Some(s)
+                    if !s.is_empty()
+                        && s
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+                {
+                    add(
+                        "store.url".into(),
+                        format!("{s}:// is not supported; give a postgres:// or postgresql:// URL"),
+                    )
+                }
+                _ => add(
+                    "store.url".into(),
+                    "is not a postgres:// or postgresql:// URL (the value is not shown: it may hold a password)".into(),
+                ),
+            }
         }
         if self.store.key_file.is_some() || self.store.key.is_some() {
             add(

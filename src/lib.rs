@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod error;
 mod http;
@@ -94,11 +95,13 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             draining: Arc::clone(&draining),
         });
+        let callback_path = settings.server.callback_path.clone();
         let server = HttpServer::new(move || {
+            let callback_path = callback_path.clone();
             App::new()
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(http::correlate))
-                .configure(http::configure)
+                .configure(move |cfg| http::configure(cfg, &callback_path))
         })
         // Signals are handled in `run_until_stopped`, so that readiness turns off before draining.
         .disable_signals()
@@ -130,6 +133,10 @@ impl Application {
     /// `server.shutdown_grace_s`, then flushes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = self.shutdown();
+        let health = tokio::spawn(operations::health::watch_tokens(
+            Arc::clone(&self.core),
+            std::time::Duration::from_secs(self.core.settings.store.health_interval_s),
+        ));
         let signals = tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("stopping: finishing requests in flight");
@@ -143,6 +150,7 @@ impl Application {
         );
         let served = self.server.await;
         signals.abort();
+        health.abort();
         if let Err(e) = self.core.store.close().await {
             tracing::error!(error = %e, "the store did not close cleanly");
         }

@@ -30,6 +30,23 @@ enum Command {
     Serve,
     /// Validate the configuration, print a summary and exit.
     CheckConfig,
+    /// Connect an account from a terminal: register the app when needed, print the authorization
+    /// URL, read the code, store the token, print the account posts will use.
+    Authorize {
+        /// The connection to authorize (default: the only one, or the one named `default`).
+        #[arg(long)]
+        connection: Option<String>,
+        /// The code Mastodon showed, when you already have it (else it is read from standard input).
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Re-seal every stored secret under a new key.
+    RotateKey {
+        /// Where to write the new key (required when the key comes from MASTODON_SIDECAR__STORE__KEY;
+        /// otherwise the key file is replaced).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
     /// GET a URL and exit 0 when it answers 200: an exec probe for images without a shell.
     Probe {
         /// e.g. http://127.0.0.1:8080/readyz
@@ -42,6 +59,21 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
+        Command::Authorize { connection, code } => command(&cli.config, |settings| async move {
+            let stdin = std::io::stdin();
+            mastodon_sidecar::commands::authorize(
+                settings,
+                connection,
+                code,
+                &mut stdin.lock(),
+                &mut std::io::stdout(),
+            )
+            .await
+        }),
+        Command::RotateKey { new_key_file } => command(&cli.config, |settings| async move {
+            mastodon_sidecar::commands::rotate_key(settings, new_key_file, &mut std::io::stdout())
+                .await
+        }),
         Command::Probe { url } => probe(&url),
     }
 }
@@ -116,6 +148,33 @@ fn serve(path: &std::path::Path) -> ExitCode {
             }
         }
     })
+}
+
+/// Runs a store command with warnings on stderr, so its own output stays readable.
+fn command<F, Fut>(path: &std::path::Path, run: F) -> ExitCode
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: std::future::Future<Output = Result<(), mastodon_sidecar::commands::CommandError>>,
+{
+    let settings = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut log = settings.log.clone();
+    log.format = mastodon_sidecar::config::LogFormat::Pretty;
+    log.level = "warn".into();
+    telemetry::init(&log, std::io::stderr);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mastodon-sidecar: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn probe(url: &str) -> ExitCode {

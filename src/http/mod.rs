@@ -29,7 +29,8 @@ pub struct AppState {
 #[derive(Clone, Debug)]
 pub struct CorrelationId(pub String);
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, callback_path: &str) {
+    cfg.route(callback_path, web::get().to(handlers::oauth_callback));
     cfg.service(
         web::resource("/v1/operations/{operation}")
             .route(web::post().to(handlers::operation))

@@ -49,6 +49,7 @@ impl Endpoint {
     );
     endpoint!(CREATE_APP, "POST", "/api/v1/apps");
     endpoint!(TOKEN, "POST", "/oauth/token");
+    endpoint!(REVOKE, "POST", "/oauth/revoke");
     endpoint!(
         VERIFY_CREDENTIALS,
         "GET",

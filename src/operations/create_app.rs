@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::context::Core;
+use super::context::{Connection, Core};
 use super::params;
 use crate::config::OOB_REDIRECT_URI;
 use crate::error::{Error, ErrorKind, Result};
@@ -83,24 +83,72 @@ pub async fn create_app(core: &Core, p: CreateAppParams) -> Result<Value> {
         }
     }
 
-    if let Some(existing) = core.store.app(&conn.name).await? {
-        if existing.instance == conn.instance_url()
-            && existing.scopes == scopes
-            && existing.redirect_uris == redirect_uris
-        {
-            tracing::info!(connection = %conn.name, "app already registered; answering the stored one");
-            let secret = existing.client_secret.expose_secret().to_owned();
-            return Ok(answer(core, &conn.name, existing.entity, Some(secret)));
+    // Mastodon allows five registrations per ten minutes per IP, and replicas share one store: one
+    // caller registers while the others wait for its app.
+    let deadline = std::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        if let Some(existing) = core.store.app(&conn.name).await? {
+            if existing.instance == conn.instance_url()
+                && existing.scopes == scopes
+                && existing.redirect_uris == redirect_uris
+            {
+                tracing::info!(connection = %conn.name, "app already registered; answering the stored one");
+                let secret = existing.client_secret.expose_secret().to_owned();
+                return Ok(answer(core, &conn.name, existing.entity, Some(secret)));
+            }
         }
+        let now = unix_now();
+        if core
+            .store
+            .claim_registration(&conn.name, now, now + CLAIM_TTL_S)
+            .await?
+        {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorKind::UpstreamTimeout,
+                "another replica is registering this connection's app and has not finished; try again shortly",
+            ));
+        }
+        tokio::time::sleep(CLAIM_POLL).await;
     }
+    let registered = register(
+        core,
+        &conn,
+        &client_name,
+        &redirect_uris,
+        &scopes,
+        website.as_deref(),
+    )
+    .await;
+    // Release whatever happened: a failed registration must not block the next attempt for a minute.
+    core.store.release_registration(&conn.name).await?;
+    let (entity, client_secret) = registered?;
+    Ok(answer(core, &conn.name, entity, Some(client_secret)))
+}
 
+/// How long a registration claim lasts if its holder dies before releasing it.
+const CLAIM_TTL_S: i64 = 60;
+/// How long another caller waits for the claim holder's app.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn register(
+    core: &Core,
+    conn: &Connection,
+    client_name: &str,
+    redirect_uris: &[String],
+    scopes: &str,
+    website: Option<&str>,
+) -> Result<(Value, String)> {
     let mut body = json!({
         "client_name": client_name,
         // A newline-separated string works on every server version; arrays only from Mastodon 4.3.
         "redirect_uris": redirect_uris.join("\n"),
         "scopes": scopes,
     });
-    if let Some(site) = &website {
+    if let Some(site) = website {
         body["website"] = json!(site);
     }
     let mut entity = conn
@@ -122,14 +170,14 @@ pub async fn create_app(core: &Core, p: CreateAppParams) -> Result<Value> {
         instance: conn.instance_url().to_owned(),
         client_id,
         client_secret: client_secret.clone().into(),
-        scopes,
-        redirect_uris,
+        scopes: scopes.to_owned(),
+        redirect_uris: redirect_uris.to_vec(),
         entity: entity.clone(),
         created_at: unix_now(),
     };
     core.store.put_app(&conn.name, &record).await?;
     tracing::info!(connection = %conn.name, "app registered and stored");
-    Ok(answer(core, &conn.name, entity, Some(client_secret)))
+    Ok((entity, client_secret))
 }
 
 fn answer(core: &Core, connection: &str, mut entity: Value, secret: Option<String>) -> Value {

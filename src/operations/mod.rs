@@ -7,12 +7,15 @@
 //! import `actix_web` or `quick_xml`.
 
 mod authorize_url;
+pub mod callback;
 mod context;
 mod create_app;
-mod get_token;
+pub(crate) mod get_token;
+pub mod health;
 mod init;
 pub mod params;
 mod post_status;
+mod revoke_token;
 pub mod status_length;
 mod verify_credentials;
 
@@ -32,16 +35,18 @@ pub enum Operation {
     GetToken,
     VerifyCredentials,
     PostStatus,
+    RevokeToken,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 7] = [
         Operation::Init,
         Operation::CreateApp,
         Operation::AuthorizeUrl,
         Operation::GetToken,
         Operation::VerifyCredentials,
         Operation::PostStatus,
+        Operation::RevokeToken,
     ];
 
     /// The name callers use, in paths, XML roots, SOAP bodies and metric labels.
@@ -53,6 +58,7 @@ impl Operation {
             Operation::GetToken => "getToken",
             Operation::VerifyCredentials => "verifyCredentials",
             Operation::PostStatus => "postStatus",
+            Operation::RevokeToken => "revokeToken",
         }
     }
 
@@ -116,6 +122,7 @@ pub async fn execute(
         Operation::PostStatus => {
             post_status::post_status(core, parse(operation, params)?, call).await
         }
+        Operation::RevokeToken => revoke_token::revoke_token(core, parse(operation, params)?).await,
     }
 }
 

@@ -7,6 +7,7 @@
 //! Secrets are `SecretString` here; each store seals them (see [`seal`]) before they touch disk, and
 //! opens them when read, so no secret is ever stored in plain text.
 
+pub mod postgres;
 pub mod seal;
 mod sqlite;
 
@@ -167,6 +168,9 @@ pub async fn open(
     settings: &crate::config::StoreSettings,
 ) -> StoreResult<(std::sync::Arc<dyn Store>, seal::KeySource)> {
     let (sealer, source) = seal::load_key(settings)?;
-    let store = SqliteStore::open(&settings.path, sealer)?;
-    Ok((std::sync::Arc::new(store), source))
+    let store: std::sync::Arc<dyn Store> = match &settings.url {
+        Some(url) => std::sync::Arc::new(postgres::PostgresStore::connect(url, sealer).await?),
+        None => std::sync::Arc::new(SqliteStore::open(&settings.path, sealer)?),
+    };
+    Ok((store, source))
 }

@@ -74,7 +74,6 @@ CREATE TABLE IF NOT EXISTS registrations (
 
 use super::PENDING_RETENTION_S;
 
-
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     sealer: Arc<RwLock<Arc<Sealer>>>,

@@ -5,6 +5,7 @@
 //! nothing in `operations/` knows these formats: adding a format touches this module only. The HTTP
 //! layer hands in the headers it read and gets back a [`Reply`]; this module does not know actix-web.
 
+pub mod html;
 pub mod json;
 pub mod negotiate;
 pub mod soap;

@@ -16,7 +16,7 @@ const TITLE: &str = "Mastodon Stand-in";
 const DESCRIPTION: &str =
     "A stand-in for a Mastodon server, for the sidecar's tests and benchmarks.";
 
-fn account(shared: &Shared) -> Account<'static> {
+fn account(shared: &Shared) -> Account<'_> {
     Account::new(
         shared,
         shared.statuses_count.load(Ordering::Relaxed),

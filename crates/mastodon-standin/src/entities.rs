@@ -30,12 +30,12 @@ pub struct Account<'a> {
     group: bool,
     created_at: &'static str,
     note: &'static str,
-    url: String,
-    uri: String,
-    avatar: String,
-    avatar_static: String,
-    header: String,
-    header_static: String,
+    url: &'a str,
+    uri: &'a str,
+    avatar: &'a str,
+    avatar_static: &'a str,
+    header: &'a str,
+    header_static: &'a str,
     followers_count: u64,
     following_count: u64,
     statuses_count: u64,
@@ -51,10 +51,29 @@ pub struct Account<'a> {
     role: Option<Value>,
 }
 
-impl Account<'_> {
+/// The account's URLs, computed once.
+pub struct AccountUrls {
+    pub url: String,
+    pub uri: String,
+    pub avatar: String,
+    pub header: String,
+}
+
+impl AccountUrls {
+    pub fn new(base: &str) -> AccountUrls {
+        AccountUrls {
+            url: format!("{base}/@{USERNAME}"),
+            uri: format!("{base}/users/{USERNAME}"),
+            avatar: format!("{base}/avatars/original/missing.png"),
+            header: format!("{base}/headers/original/missing.png"),
+        }
+    }
+}
+
+impl<'a> Account<'a> {
     /// The stand-in's account with its current counters.
-    pub fn new(shared: &Shared, statuses_count: u64, last_status_ms: u64) -> Account<'static> {
-        let base = &shared.base;
+    pub fn new(shared: &'a Shared, statuses_count: u64, last_status_ms: u64) -> Account<'a> {
+        let urls = &shared.account_urls;
         Account {
             id: ACCOUNT_ID,
             username: USERNAME,
@@ -67,12 +86,12 @@ impl Account<'_> {
             group: false,
             created_at: ACCOUNT_CREATED_AT,
             note: NOTE,
-            url: format!("{base}/@{USERNAME}"),
-            uri: format!("{base}/users/{USERNAME}"),
-            avatar: format!("{base}/avatars/original/missing.png"),
-            avatar_static: format!("{base}/avatars/original/missing.png"),
-            header: format!("{base}/headers/original/missing.png"),
-            header_static: format!("{base}/headers/original/missing.png"),
+            url: &urls.url,
+            uri: &urls.uri,
+            avatar: &urls.avatar,
+            avatar_static: &urls.avatar,
+            header: &urls.header,
+            header_static: &urls.header,
             followers_count: 0,
             following_count: 0,
             statuses_count,

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use crate::state::{normalize_route, Fault, Recorded, Route, Shared, Token};
-use crate::{api, oauth, params, time};
+use crate::{api, apps, oauth, params, time};
 
 pub const JSON: &str = "application/json; charset=utf-8";
 pub const HTML: &str = "text/html; charset=utf-8";
@@ -79,8 +79,7 @@ fn fault_response(shared: &Shared, status: u16) -> HttpResponse {
     };
     let mut resp = error(status, message);
     if status == 429 {
-        let reset = time::now_ms() / 1000 * 1000 + 1000;
-        rate_headers(&mut resp, shared.opts.rate_limit, 0, reset);
+        rate_headers(&mut resp, shared.opts.rate_limit, 0, time::now_ms() + 1000);
     }
     resp
 }
@@ -167,8 +166,8 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
         Some(Route::InstanceV2) => api::get_instance_v2(&ctx),
         Some(Route::InstanceV1) => api::get_instance_v1(&ctx),
         Some(Route::WellKnown) => oauth::well_known(&ctx),
-        Some(Route::CreateApp) => oauth::create_app(&ctx),
-        Some(Route::VerifyApp) => oauth::verify_app(&ctx),
+        Some(Route::CreateApp) => apps::create_app(&ctx),
+        Some(Route::VerifyApp) => apps::verify_app(&ctx),
         Some(Route::Authorize) => oauth::authorize(&ctx),
         Some(Route::AuthorizeNative) => oauth::authorize_native(&ctx),
         Some(Route::Token) => oauth::token(&ctx),

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod apps;
 mod entities;
 mod http;
 mod oauth;

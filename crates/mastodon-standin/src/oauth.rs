@@ -1,5 +1,4 @@
-//! App registration and OAuth 2 (Doorkeeper as Mastodon configures it): `POST /api/v1/apps`,
-//! `GET /api/v1/apps/verify_credentials`, `GET /oauth/authorize`, `POST /oauth/token`,
+//! OAuth 2 (Doorkeeper as Mastodon configures it): `GET /oauth/authorize`, `POST /oauth/token`,
 //! `POST /oauth/revoke` and `GET /.well-known/oauth-authorization-server`.
 
 use std::sync::Arc;
@@ -11,8 +10,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::entities::{app_json, credential_app_json, VAPID_KEY};
-use crate::http::{self, authorize as check_token, Ctx, HTML};
+use crate::apps::{all_scopes, covers, known_scope, split_scopes};
+use crate::http::{self, Ctx, HTML};
 use crate::params::text;
 use crate::state::{lock, random_secret, App, Grant, Shared};
 use crate::text::escape_into;
@@ -23,105 +22,11 @@ pub const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 /// How long an authorization code lives.
 const CODE_TTL: Duration = Duration::from_secs(600);
 
-const READ: [&str; 11] = [
-    "accounts",
-    "blocks",
-    "bookmarks",
-    "favourites",
-    "filters",
-    "follows",
-    "lists",
-    "mutes",
-    "notifications",
-    "search",
-    "statuses",
-];
-const WRITE: [&str; 13] = [
-    "accounts",
-    "blocks",
-    "bookmarks",
-    "conversations",
-    "favourites",
-    "filters",
-    "follows",
-    "lists",
-    "media",
-    "mutes",
-    "notifications",
-    "reports",
-    "statuses",
-];
-const ADMIN: [&str; 7] = [
-    "accounts",
-    "reports",
-    "domain_allows",
-    "domain_blocks",
-    "ip_blocks",
-    "email_domain_blocks",
-    "canonical_email_blocks",
-];
-
 const INVALID_GRANT: &str = "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.";
 const INVALID_CLIENT: &str = "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.";
 const INVALID_SCOPE: &str = "The requested scope is invalid, unknown, or malformed.";
 const UNSUPPORTED_GRANT: &str =
     "The authorization grant type is not supported by the authorization server.";
-
-/// Every scope the server knows, in Mastodon's order.
-pub fn all_scopes(shared: &Shared) -> Vec<String> {
-    let mut out: Vec<String> = vec!["read".into(), "write".into(), "push".into()];
-    if shared.has_profile_scope {
-        out.push("profile".into());
-    }
-    out.push("follow".into());
-    out.extend(READ.iter().map(|s| format!("read:{s}")));
-    out.extend(WRITE.iter().map(|s| format!("write:{s}")));
-    out.push("admin:read".into());
-    out.push("admin:write".into());
-    out.extend(ADMIN.iter().map(|s| format!("admin:read:{s}")));
-    out.extend(ADMIN.iter().map(|s| format!("admin:write:{s}")));
-    out
-}
-
-fn known_scope(shared: &Shared, scope: &str) -> bool {
-    match scope {
-        "read" | "write" | "push" | "follow" | "admin:read" | "admin:write" => true,
-        "profile" => shared.has_profile_scope,
-        _ => {
-            if let Some(s) = scope.strip_prefix("admin:read:") {
-                ADMIN.contains(&s)
-            } else if let Some(s) = scope.strip_prefix("admin:write:") {
-                ADMIN.contains(&s)
-            } else if let Some(s) = scope.strip_prefix("read:") {
-                READ.contains(&s)
-            } else if let Some(s) = scope.strip_prefix("write:") {
-                WRITE.contains(&s)
-            } else {
-                false
-            }
-        }
-    }
-}
-
-/// Whether `granted` covers `wanted` (`read` covers every `read:*`, and so on).
-fn covers(granted: &[String], wanted: &str) -> bool {
-    granted.iter().any(|g| {
-        g == wanted
-            || wanted
-                .strip_prefix(g.as_str())
-                .is_some_and(|rest| rest.starts_with(':'))
-    })
-}
-
-fn split_scopes(s: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in s.split_whitespace() {
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_owned());
-        }
-    }
-    out
-}
 
 /// The discovery document (RFC 8414) Mastodon 4.3 serves.
 pub fn well_known_doc(shared: &Shared) -> Value {
@@ -149,97 +54,6 @@ pub fn well_known(ctx: &Ctx<'_>) -> HttpResponse {
         return http::not_found();
     }
     http::json(200, ctx.shared.well_known.clone())
-}
-
-fn valid_redirect_uri(uri: &str) -> Result<(), &'static str> {
-    if uri == OOB {
-        return Ok(());
-    }
-    let scheme_ok = uri.split_once(':').is_some_and(|(scheme, rest)| {
-        !rest.is_empty()
-            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    });
-    if !scheme_ok || uri.chars().any(char::is_whitespace) {
-        return Err("Redirect URI must be an absolute URI.");
-    }
-    if uri.contains('#') {
-        return Err("Redirect URI cannot contain a fragment.");
-    }
-    Ok(())
-}
-
-/// `POST /api/v1/apps`.
-pub fn create_app(ctx: &Ctx<'_>) -> HttpResponse {
-    let shared = ctx.shared;
-    let p = ctx.params;
-    let mut errors: Vec<&str> = Vec::new();
-
-    let name = text(p, "client_name").unwrap_or_default();
-    if name.trim().is_empty() {
-        errors.push("Application name can't be blank");
-    } else if name.chars().count() > 60 {
-        errors.push("Application name is too long (maximum is 60 characters)");
-    }
-    let redirect_uris: Vec<String> = match p.get("redirect_uris") {
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .flat_map(str::split_whitespace)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    };
-    if redirect_uris.is_empty() {
-        errors.push("Redirect URI can't be blank");
-    } else if let Some(e) = redirect_uris
-        .iter()
-        .find_map(|u| valid_redirect_uri(u).err())
-    {
-        errors.push(e);
-    }
-    // The trap: only a string counts; an array (JSON or `scopes[]=`) is dropped and the app
-    // gets the default `read`.
-    let scopes = match p.get("scopes") {
-        Some(Value::String(s)) if !s.trim().is_empty() => split_scopes(s),
-        _ => vec!["read".to_owned()],
-    };
-    if scopes.iter().any(|s| !known_scope(shared, s)) {
-        errors.push("Scopes doesn't match configured on the server.");
-    }
-    if !errors.is_empty() {
-        return http::error(422, &format!("Validation failed: {}", errors.join(", ")));
-    }
-
-    let app = Arc::new(App {
-        id: shared.next_app_id().to_string(),
-        name: name.trim().to_owned(),
-        website: text(p, "website").filter(|w| !w.trim().is_empty()),
-        scopes,
-        redirect_uris,
-        client_id: random_secret(),
-        client_secret: random_secret(),
-        vapid_key: VAPID_KEY,
-    });
-    let body = credential_app_json(&app);
-    shared
-        .apps_by_client
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(app.client_id.clone(), Arc::clone(&app));
-    lock(&shared.apps).push(body.clone());
-    http::json_value(200, &body)
-}
-
-/// `GET /api/v1/apps/verify_credentials`: any valid token.
-pub fn verify_app(ctx: &Ctx<'_>) -> HttpResponse {
-    match check_token(ctx, &[], false) {
-        Ok(token) => http::json_value(200, &app_json(&token.app)),
-        Err(denied) => denied.response(),
-    }
 }
 
 /// Doorkeeper's error page (400).

@@ -169,6 +169,7 @@ pub struct Shared {
     pub domain: String,
     /// Whether the configured version is 4.3 or later (the `profile` scope exists).
     pub has_profile_scope: bool,
+    pub account_urls: crate::entities::AccountUrls,
     hits: Vec<AtomicUsize>,
     other_hits: Mutex<HashMap<String, usize>>,
     last: Vec<Mutex<Option<Arc<Recorded>>>>,
@@ -222,6 +223,7 @@ impl Shared {
         });
         let mut shared = Shared {
             opts,
+            account_urls: crate::entities::AccountUrls::new(&base),
             base,
             domain,
             has_profile_scope,

@@ -1,0 +1,95 @@
+//! The OAuth redirect flow's end: Mastodon sends the browser back with `code` and `state`.
+//!
+//! The state must be known, unused, unexpired and of a connection that still points at the same
+//! instance; then the code is exchanged with the kept PKCE verifier and the token stored, exactly as
+//! `getToken` does. Every refusal says which it is (unknown, replayed, expired, denied) and stores
+//! nothing. Not a connector operation: it is reached by a browser, not by a flow.
+
+use secrecy::SecretString;
+
+use super::context::Core;
+use super::get_token::{exchange_code, refuse_pinned_token};
+use crate::clock::unix_now;
+use crate::error::Error;
+use crate::mastodon::Endpoint;
+use crate::store::PendingLookup;
+
+/// The account now connected.
+#[derive(Debug)]
+pub struct Connected {
+    pub connection: String,
+    /// `@user@domain` or `@user`, when the token may read the account.
+    pub acct: Option<String>,
+    pub url: Option<String>,
+}
+
+/// Why a callback stored nothing.
+#[derive(Debug)]
+pub enum CallbackRefusal {
+    MissingState,
+    Unknown,
+    Replayed,
+    Expired,
+    Denied(String),
+    Failed(Error),
+}
+
+impl From<Error> for CallbackRefusal {
+    fn from(e: Error) -> Self {
+        CallbackRefusal::Failed(e)
+    }
+}
+
+pub async fn oauth_callback(
+    core: &Core,
+    code: Option<SecretString>,
+    state: Option<&str>,
+    denied: Option<&str>,
+) -> Result<Connected, CallbackRefusal> {
+    let state = state
+        .filter(|s| !s.is_empty())
+        .ok_or(CallbackRefusal::MissingState)?;
+    let pending = match core.store.take_pending(state).await.map_err(Error::from)? {
+        PendingLookup::Taken(pending) => pending,
+        PendingLookup::AlreadyUsed => return Err(CallbackRefusal::Replayed),
+        PendingLookup::Unknown => return Err(CallbackRefusal::Unknown),
+    };
+    if let Some(reason) = denied {
+        tracing::info!(connection = %pending.connection, "the authorization was denied at Mastodon");
+        return Err(CallbackRefusal::Denied(reason.chars().take(100).collect()));
+    }
+    if pending.expires_at <= unix_now() {
+        return Err(CallbackRefusal::Expired);
+    }
+    let code = code.ok_or_else(|| Error::invalid("Mastodon's redirect carried no code"))?;
+    let conn = core.connection(Some(&pending.connection))?;
+    if pending.instance != conn.instance_url() {
+        return Err(Error::invalid(format!(
+            "connection {:?} now points at another instance than this authorization",
+            conn.name
+        ))
+        .into());
+    }
+    refuse_pinned_token(&conn)?;
+    let app = core.require_app(&conn).await?;
+    exchange_code(core, &conn, &app, Some(pending), &code, None).await?;
+    // Name the account; a token without a read scope cannot, and that is no reason to fail.
+    let client = &conn.client;
+    let account = core
+        .with_user_token(&conn, |token| async move {
+            client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
+        })
+        .await
+        .ok();
+    let text = |k: &str| {
+        account
+            .as_ref()
+            .and_then(|a| a[k].as_str())
+            .map(str::to_owned)
+    };
+    Ok(Connected {
+        connection: conn.name.clone(),
+        acct: text("acct").map(|a| format!("@{a}")),
+        url: text("url"),
+    })
+}
