@@ -2,9 +2,11 @@
 
 mod architecture;
 mod cli;
+mod credentials;
 mod errors;
 mod fixtures;
 mod flow;
 mod helpers;
 mod persistence;
+mod postgres;
 mod secrets;
