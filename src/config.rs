@@ -37,6 +37,11 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_grace_s: u64,
+    /// How long a caller may take to send its body; a slower one is cut off (slow clients hold
+    /// connections).
+    pub request_read_timeout_s: u64,
+    /// Calls in flight across all connections; beyond it callers get `overloaded` at once.
+    pub max_in_flight: usize,
     /// Where Mastodon sends the browser after approval, when a connection's `redirect_uri` names the
     /// sidecar itself (e.g. `https://sidecar.example/oauth/callback`).
     pub callback_path: String,
@@ -48,6 +53,8 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
+            request_read_timeout_s: 10,
+            max_in_flight: 256,
             callback_path: "/oauth/callback".to_owned(),
         }
     }
@@ -355,6 +362,15 @@ impl Settings {
                 "server.max_body_bytes".into(),
                 "must be at least 1024 bytes".into(),
             );
+        }
+        if self.server.request_read_timeout_s == 0 {
+            add(
+                "server.request_read_timeout_s".into(),
+                "must be at least 1 second".into(),
+            );
+        }
+        if self.server.max_in_flight == 0 {
+            add("server.max_in_flight".into(), "must be at least 1".into());
         }
         if self.store.path.as_os_str().is_empty() {
             add("store.path".into(), "must not be empty".into());

@@ -24,12 +24,14 @@ pub enum ErrorKind {
     RateLimited,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// The sidecar's own bound on calls in flight is reached (an addition to the contract's table).
+    Overloaded,
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, for tests and documents that walk the table.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::InvalidRequest,
         ErrorKind::ValidationFailed,
         ErrorKind::Unauthenticated,
@@ -43,6 +45,7 @@ impl ErrorKind {
         ErrorKind::RateLimited,
         ErrorKind::UpstreamUnavailable,
         ErrorKind::UpstreamTimeout,
+        ErrorKind::Overloaded,
         ErrorKind::Internal,
     ];
 
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::UpstreamUnavailable => "upstream_unavailable",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::Overloaded => "overloaded",
             ErrorKind::Internal => "internal",
         }
     }
@@ -82,6 +86,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => 429,
             ErrorKind::UpstreamUnavailable => 502,
             ErrorKind::UpstreamTimeout => 504,
+            ErrorKind::Overloaded => 503,
             ErrorKind::Internal => 500,
         }
     }
@@ -93,6 +98,7 @@ impl ErrorKind {
             ErrorKind::RateLimited
                 | ErrorKind::UpstreamUnavailable
                 | ErrorKind::UpstreamTimeout
+                | ErrorKind::Overloaded
                 | ErrorKind::Internal
         )
     }
@@ -113,6 +119,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "Rate limited by Mastodon",
             ErrorKind::UpstreamUnavailable => "Mastodon is unavailable",
             ErrorKind::UpstreamTimeout => "Mastodon did not answer in time",
+            ErrorKind::Overloaded => "The sidecar is at capacity",
             ErrorKind::Internal => "Internal error",
         }
     }
@@ -179,6 +186,13 @@ impl Error {
 
     /// A bug or an unexpected local failure. The caller only learns that it happened; the cause goes to the
     /// log through `tracing` at the place where it is known.
+    /// Too many calls in flight: the caller should retry after a moment, not queue without bound.
+    pub fn overloaded(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(ErrorKind::Overloaded, detail);
+        e.retry_after = Some(1);
+        e
+    }
+
     pub fn internal() -> Self {
         Self::new(
             ErrorKind::Internal,

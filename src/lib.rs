@@ -94,6 +94,10 @@ impl Application {
             metrics,
             max_body_bytes: settings.server.max_body_bytes,
             draining: Arc::clone(&draining),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.server.max_in_flight)),
+            request_read_timeout: std::time::Duration::from_secs(
+                settings.server.request_read_timeout_s,
+            ),
         });
         let callback_path = settings.server.callback_path.clone();
         let server = HttpServer::new(move || {

@@ -21,7 +21,7 @@ pub async fn operation(
 ) -> HttpResponse {
     let name = req.match_info().get("operation").unwrap_or_default();
     let meta = request_meta(req.headers());
-    let decoded = match read_body(&req, payload, state.max_body_bytes).await {
+    let decoded = match read_body(&req, payload, &state).await {
         Ok(body) => wire::decode_operation_request(name, &meta, &body),
         Err(error) => Err(Rejected {
             format: meta.fallback_format(false),
@@ -38,7 +38,7 @@ pub async fn soap(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let meta = request_meta(req.headers());
-    let decoded = match read_body(&req, payload, state.max_body_bytes).await {
+    let decoded = match read_body(&req, payload, &state).await {
         Ok(body) => wire::decode_soap_request(&meta, &body),
         Err(error) => Err(Rejected {
             format: meta.fallback_format(true),
@@ -62,7 +62,15 @@ async fn run(
             let cx = CallContext {
                 correlation_id: correlation_id.clone(),
             };
-            let result = operations::execute(&state.core, call.operation, call.params, &cx).await;
+            // Bounded, not queued: past the bound a caller learns at once and can retry elsewhere.
+            let result = match state.in_flight.try_acquire() {
+                Ok(_permit) => {
+                    operations::execute(&state.core, call.operation, call.params, &cx).await
+                }
+                Err(_) => Err(Error::overloaded(
+                    "the sidecar has as many calls in flight as server.max_in_flight allows; retry shortly",
+                )),
+            };
             let outcome = result.as_ref().err().map(|e| e.kind);
             let reply = match &result {
                 Ok(value) => wire::success(call.response_format, call.operation, value),
@@ -145,8 +153,29 @@ fn correlation_id(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Reads the body, refusing it as soon as it is known to exceed `limit`.
+/// Reads the body within `server.request_read_timeout_s`, refusing it as soon as it is known to
+/// exceed `server.max_body_bytes`.
 async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Bytes, Error> {
+    let timeout = state.request_read_timeout;
+    tokio::time::timeout(
+        timeout,
+        read_body_bounded(req, payload, state.max_body_bytes),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::invalid(format!(
+            "the body did not arrive within {} s (server.request_read_timeout_s)",
+            timeout.as_secs()
+        )))
+    })
+}
+
+/// Reads the body, refusing it as soon as it is known to exceed `limit`.
+async fn read_body_bounded(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

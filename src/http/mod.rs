@@ -23,6 +23,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Set when shutdown begins: `/readyz` answers 503 so no new traffic is routed here.
     pub draining: Arc<AtomicBool>,
+    /// Bounds the calls in flight (`server.max_in_flight`): beyond it, `overloaded` at once.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    pub request_read_timeout: std::time::Duration,
 }
 
 /// The correlation id of the request, put into the request's extensions by the middleware.

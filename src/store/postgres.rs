@@ -133,7 +133,17 @@ fn describe(e: &tokio_postgres::Error) -> String {
             d.message(),
             d.code().code()
         ),
-        None => e.to_string(),
+        None => {
+            // tokio-postgres says what failed and keeps why in the source chain (refused, TLS...).
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 
