@@ -37,6 +37,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_grace_s: u64,
+    /// On SIGTERM, `/readyz` answers 503 at once but new requests are still accepted this long, so a
+    /// load balancer (a Kubernetes Service) stops routing here before the listener closes.
+    pub drain_delay_ms: u64,
     /// How long a caller may take to send its body; a slower one is cut off (slow clients hold
     /// connections).
     pub request_read_timeout_s: u64,
@@ -45,6 +48,10 @@ pub struct ServerSettings {
     /// Where Mastodon sends the browser after approval, when a connection's `redirect_uri` names the
     /// sidecar itself (e.g. `https://sidecar.example/oauth/callback`).
     pub callback_path: String,
+    /// TLS: the certificate chain (PEM), leaf first. Set with `tls_key`, or neither (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the private key (PEM: PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -53,9 +60,12 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
+            drain_delay_ms: 0,
             request_read_timeout_s: 10,
             max_in_flight: 256,
             callback_path: "/oauth/callback".to_owned(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -71,7 +81,8 @@ impl ServerSettings {
 pub struct StoreSettings {
     /// The embedded store's file; its folder is created when missing.
     pub path: PathBuf,
-    /// A shared PostgreSQL store (not in this version: refused by validation rather than ignored).
+    /// A shared PostgreSQL store (`postgres://user:password@host/db?sslmode=verify-full`) for several
+    /// replicas, instead of `path`. It may hold a password: it is never logged or shown.
     pub url: Option<SecretString>,
     /// A file holding the base64 key (32 bytes) that seals secrets at rest.
     pub key_file: Option<PathBuf>,
@@ -134,8 +145,9 @@ pub struct SecuritySettings {
     pub allow_private_addresses: bool,
     /// May a non-loopback listener run without API keys?
     pub allow_unauthenticated: bool,
-    /// Callers' keys (not in this version: refused by validation rather than ignored).
-    pub api_keys: Vec<toml::Value>,
+    /// Callers' keys, each with the connections and operations it may use. None: callers need no
+    /// key (a loopback listener only, unless `allow_unauthenticated`). See `security.rs`.
+    pub api_keys: Vec<crate::security::ApiKeySettings>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -168,14 +180,25 @@ pub struct ConnectionSettings {
     /// A pinned user token; without it `getToken` obtains and stores one.
     #[serde(default)]
     pub access_token: Option<SecretString>,
+    /// How long connecting to the server may take (milliseconds).
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// The whole budget of one call to the server, retries included (milliseconds): past it the
+    /// caller gets `upstream_timeout`, never a hang. Waiting for a rate-limit reset is bounded
+    /// separately, by `max_rate_limit_wait_s`.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     #[serde(default)]
     pub on_rate_limit: OnRateLimit,
     #[serde(default = "default_max_rate_limit_wait_s")]
     pub max_rate_limit_wait_s: u64,
+    /// How often a failed request that is safe to repeat is sent again (connect failures, timeouts,
+    /// 5xx; a 4xx other than 429 never is).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Calls to this connection's server in flight at once; beyond it callers get `overloaded`.
+    #[serde(default = "default_connection_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
@@ -199,6 +222,12 @@ fn default_timeout_ms() -> u64 {
 fn default_max_rate_limit_wait_s() -> u64 {
     60
 }
+fn default_max_retries() -> u32 {
+    2
+}
+fn default_connection_max_in_flight() -> usize {
+    32
+}
 
 impl ConnectionSettings {
     /// A connection with defaults for everything but the instance (inline connections, tests).
@@ -216,6 +245,8 @@ impl ConnectionSettings {
             timeout_ms: default_timeout_ms(),
             on_rate_limit: OnRateLimit::Fail,
             max_rate_limit_wait_s: default_max_rate_limit_wait_s(),
+            max_retries: default_max_retries(),
+            max_in_flight: default_connection_max_in_flight(),
         }
     }
 }
@@ -372,6 +403,25 @@ impl Settings {
         if self.server.max_in_flight == 0 {
             add("server.max_in_flight".into(), "must be at least 1".into());
         }
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => add(
+                "server.tls_key".into(),
+                "tls_cert and tls_key go together: set both (PEM files) or neither".into(),
+            ),
+            (None, Some(_)) => add(
+                "server.tls_cert".into(),
+                "tls_cert and tls_key go together: set both (PEM files) or neither".into(),
+            ),
+            _ => {}
+        }
+        for (key, path) in [
+            ("server.tls_cert", &self.server.tls_cert),
+            ("server.tls_key", &self.server.tls_key),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                add(key.into(), "must not be empty".into());
+            }
+        }
         if self.store.path.as_os_str().is_empty() {
             add("store.path".into(), "must not be empty".into());
         }
@@ -398,24 +448,35 @@ impl Settings {
                 ),
             }
         }
-        if self.store.key_file.is_some() || self.store.key.is_some() {
+        if self.store.health_interval_s == 0 {
+            add(
+                "store.health_interval_s".into(),
+                "must be at least 1 second".into(),
+            );
+        }
+        if !self.server.callback_path.starts_with('/') || self.server.callback_path.len() < 2 {
+            add(
+                "server.callback_path".into(),
+                "must be a path such as /oauth/callback".into(),
+            );
+        }
+        if self.store.key_file.is_some() && self.store.key.is_some() {
             add(
                 "store.key_file".into(),
-                "sealing the store with a key is not available in this version; remove the key"
-                    .into(),
+                "give the key once: store.key (MASTODON_SIDECAR__STORE__KEY) or store.key_file, not both".into(),
             );
         }
-        if !self.security.api_keys.is_empty() {
-            add(
-                "security.api_keys".into(),
-                "API keys are not available in this version; keep the listener on loopback".into(),
-            );
+        for (key, message) in crate::security::check_api_keys(self) {
+            add(key, message);
         }
-        if !self.server.listen.ip().is_loopback() && !self.security.allow_unauthenticated {
+        if !self.server.listen.ip().is_loopback()
+            && self.security.api_keys.is_empty()
+            && !self.security.allow_unauthenticated
+        {
             add(
                 "server.listen".into(),
                 format!(
-                    "{} is reachable from other hosts and callers would need no key; listen on loopback or set security.allow_unauthenticated = true",
+                    "{} is reachable from other hosts and callers would need no key; configure [[security.api_keys]], listen on loopback, or set security.allow_unauthenticated = true",
                     self.server.listen
                 ),
             );
@@ -479,6 +540,12 @@ impl Settings {
                     key("timeout_ms"),
                     "timeouts must be greater than zero".into(),
                 );
+            }
+            if conn.max_retries > 10 {
+                add(key("max_retries"), "at most 10".into());
+            }
+            if conn.max_in_flight == 0 {
+                add(key("max_in_flight"), "must be at least 1".into());
             }
             if conn.connect_timeout_ms > conn.timeout_ms {
                 add(

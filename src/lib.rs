@@ -17,6 +17,7 @@ mod http;
 pub mod mastodon;
 pub mod metrics;
 pub mod operations;
+pub mod security;
 pub mod store;
 pub mod telemetry;
 pub mod wire;
@@ -51,6 +52,10 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("cannot set up the connections: {0}")]
     Core(#[from] error::Error),
+    #[error("invalid API keys: {0}")]
+    ApiKeys(String),
+    #[error("cannot use {path} for TLS: {message}")]
+    Tls { path: String, message: String },
 }
 
 /// A built, bound sidecar, ready to run.
@@ -59,6 +64,7 @@ pub struct Application {
     addr: SocketAddr,
     core: Arc<Core>,
     draining: Arc<AtomicBool>,
+    tls: bool,
 }
 
 /// Stops a running [`Application`] gracefully, as SIGTERM does.
@@ -66,11 +72,15 @@ pub struct Application {
 pub struct Shutdown {
     handle: ServerHandle,
     draining: Arc<AtomicBool>,
+    drain_delay: std::time::Duration,
 }
 
 impl Shutdown {
+    /// Turns readiness off, keeps accepting for `server.drain_delay_ms`, then stops accepting and
+    /// waits for the requests in flight (at most `server.shutdown_grace_s`).
     pub async fn stop(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        tokio::time::sleep(self.drain_delay).await;
         self.handle.stop(true).await;
     }
 }
@@ -79,6 +89,12 @@ impl Application {
     /// Opens the store, binds `server.listen` and builds the server (not yet running).
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let settings = Arc::new(settings);
+        let keys = security::Keys::from_settings(&settings).map_err(StartError::ApiKeys)?;
+        // Read before anything is opened or bound: a bad file stops the start with its name.
+        let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
         let metrics = Metrics::new()?;
         let store = open_store(&settings).await?;
         let addr = settings.server.listen;
@@ -98,6 +114,7 @@ impl Application {
             request_read_timeout: std::time::Duration::from_secs(
                 settings.server.request_read_timeout_s,
             ),
+            keys,
         });
         let callback_path = settings.server.callback_path.clone();
         let server = HttpServer::new(move || {
@@ -109,8 +126,11 @@ impl Application {
         })
         // Signals are handled in `run_until_stopped`, so that readiness turns off before draining.
         .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace_s)
-        .listen(listener)
+        .shutdown_timeout(settings.server.shutdown_grace_s);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartError::Listen { addr, source })?
         .run();
         Ok(Application {
@@ -118,6 +138,7 @@ impl Application {
             addr,
             core,
             draining,
+            tls: settings.server.tls_cert.is_some(),
         })
     }
 
@@ -130,6 +151,7 @@ impl Application {
         Shutdown {
             handle: self.server.handle(),
             draining: Arc::clone(&self.draining),
+            drain_delay: std::time::Duration::from_millis(self.core.settings.server.drain_delay_ms),
         }
     }
 
@@ -148,6 +170,8 @@ impl Application {
         });
         tracing::info!(
             listen = %self.addr,
+            tls = self.tls,
+            api_keys = self.core.settings.security.api_keys.len(),
             version = env!("CARGO_PKG_VERSION"),
             "ready: listen={}",
             self.addr
@@ -161,6 +185,54 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// The TLS configuration of `server.tls_cert` and `server.tls_key` (PEM), with rustls' `ring` provider.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fail = |path: &std::path::Path, message: String| StartError::Tls {
+        path: path.display().to_string(),
+        message,
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| fail(path, format!("cannot read the file: {e}")))
+    };
+    let cert_pem = read(cert)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(cert, format!("not a PEM certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(fail(
+            cert,
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let key_pem = read(key)?;
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        fail(
+            key,
+            format!("not a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(|e| {
+            fail(
+                key,
+                format!(
+                    "the key does not fit the certificate in {}, or is not supported: {e}",
+                    cert.display()
+                ),
+            )
+        })
 }
 
 /// Opens the configured store, saying once where a newly made key was put.

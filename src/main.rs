@@ -47,6 +47,9 @@ enum Command {
         #[arg(long)]
         new_key_file: Option<PathBuf>,
     },
+    /// Read an API key from standard input and print its SHA-256, the value of
+    /// `security.api_keys[].sha256` (the key itself never goes into the configuration).
+    HashKey,
     /// GET a URL and exit 0 when it answers 200: an exec probe for images without a shell.
     Probe {
         /// e.g. http://127.0.0.1:8080/readyz
@@ -75,7 +78,28 @@ fn main() -> ExitCode {
                 .await
         }),
         Command::Probe { url } => probe(&url),
+        Command::HashKey => hash_key(),
     }
+}
+
+/// `hash-key`: one key from standard input (trimmed) → its lowercase hex SHA-256 on standard output.
+fn hash_key() -> ExitCode {
+    use std::io::BufRead;
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("mastodon-sidecar: cannot read the key from standard input: {e}");
+        return ExitCode::from(2);
+    }
+    let key = line.trim();
+    let min = mastodon_sidecar::security::MIN_KEY_CHARS;
+    if key.chars().count() < min {
+        eprintln!(
+            "mastodon-sidecar: the key on standard input is shorter than {min} characters; make one with `openssl rand -base64 32`"
+        );
+        return ExitCode::from(2);
+    }
+    println!("{}", mastodon_sidecar::security::digest_hex(key));
+    ExitCode::SUCCESS
 }
 
 fn load(path: &std::path::Path) -> Result<Settings, ExitCode> {

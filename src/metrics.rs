@@ -26,6 +26,14 @@ pub struct Metrics {
     upstream_duration: HistogramVec,
     ratelimit_remaining: IntGaugeVec,
     token_valid: IntGaugeVec,
+    upstream_retries_total: IntCounterVec,
+    circuit_open: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Metrics {
@@ -75,6 +83,20 @@ impl Metrics {
             ),
             &["connection"],
         )?;
+        let upstream_retries_total = IntCounterVec::new(
+            Opts::new(
+                "mastodon_sidecar_upstream_retries_total",
+                "Requests to Mastodon sent again, by route template and reason (connect, timeout, status_5xx, rate_limited).",
+            ),
+            &["endpoint", "reason"],
+        )?;
+        let circuit_open = IntGaugeVec::new(
+            Opts::new(
+                "mastodon_sidecar_circuit_open",
+                "1 while the circuit breaker of an instance is open or probing, else 0.",
+            ),
+            &["instance"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "mastodon_sidecar_build_info",
@@ -92,6 +114,8 @@ impl Metrics {
         registry.register(Box::new(upstream_duration.clone()))?;
         registry.register(Box::new(ratelimit_remaining.clone()))?;
         registry.register(Box::new(token_valid.clone()))?;
+        registry.register(Box::new(upstream_retries_total.clone()))?;
+        registry.register(Box::new(circuit_open.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -106,6 +130,8 @@ impl Metrics {
             upstream_duration,
             ratelimit_remaining,
             token_valid,
+            upstream_retries_total,
+            circuit_open,
         })
     }
 
@@ -137,6 +163,18 @@ impl Metrics {
         self.token_valid
             .with_label_values(&[connection])
             .set(i64::from(valid));
+    }
+
+    pub fn upstream_retry(&self, endpoint: &str, reason: &str) {
+        self.upstream_retries_total
+            .with_label_values(&[endpoint, reason])
+            .inc();
+    }
+
+    pub fn circuit_open(&self, instance: &str, open: bool) {
+        self.circuit_open
+            .with_label_values(&[instance])
+            .set(i64::from(open));
     }
 
     /// The text exposition format, for `GET /metrics`.

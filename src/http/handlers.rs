@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use super::{AppState, CorrelationId};
 use crate::error::{Error, ErrorKind};
 use crate::operations::{self, CallContext, Operation};
+use crate::security::{self, ApiKey};
 use crate::wire::{self, Decoded, Format, Rejected, Reply, RequestMeta};
 
 pub async fn operation(
@@ -49,7 +50,10 @@ pub async fn soap(
     run(&state, &req, decoded).await
 }
 
-/// Runs a decoded call (or answers its rejection), and records it.
+/// Runs a decoded call (or answers its rejection), and records it. The caller's key is checked here,
+/// after decoding, so that a refusal comes in the caller's format and is counted like any outcome:
+/// without a valid key (when keys are configured) every call is `unauthenticated`, whatever its body;
+/// a key outside its rights makes a decoded call `forbidden`.
 async fn run(
     state: &AppState,
     req: &HttpRequest,
@@ -57,7 +61,42 @@ async fn run(
 ) -> HttpResponse {
     let started = Instant::now();
     let correlation_id = correlation_id(req);
-    let (operation, transport, outcome) = match decoded {
+    let caller = state.keys.authenticate(presented_key(req.headers()));
+    let key = caller.as_ref().ok().copied().flatten().map(ApiKey::name);
+    let admitted = match (decoded, &caller) {
+        (Ok(call), Ok(Some(key))) => {
+            let connection = security::call_connection(&state.core, call.operation, &call.params);
+            match key.authorize(call.operation, connection.as_deref()) {
+                Ok(()) => Ok(call),
+                Err(error) => Err((
+                    call.request_format.transport(),
+                    Rejected {
+                        format: call.response_format,
+                        operation: Some(call.operation),
+                        error,
+                    },
+                )),
+            }
+        }
+        (Ok(call), Ok(None)) => Ok(call),
+        (Ok(call), Err(error)) => Err((
+            call.request_format.transport(),
+            Rejected {
+                format: call.response_format,
+                operation: Some(call.operation),
+                error: error.clone(),
+            },
+        )),
+        (Err(rejected), Err(error)) => Err((
+            rejected.format.transport(),
+            Rejected {
+                error: error.clone(),
+                ..rejected
+            },
+        )),
+        (Err(rejected), Ok(_)) => Err((rejected.format.transport(), rejected)),
+    };
+    let (operation, transport, outcome) = match admitted {
         Ok(call) => {
             let cx = CallContext {
                 correlation_id: correlation_id.clone(),
@@ -79,6 +118,7 @@ async fn run(
                     e,
                     Some(call.operation),
                     &correlation_id,
+                    key,
                 ),
             };
             (
@@ -87,16 +127,17 @@ async fn run(
                 (outcome, reply),
             )
         }
-        Err(rejected) => {
+        Err((transport, rejected)) => {
             let reply = failed(
                 rejected.format,
                 &rejected.error,
                 rejected.operation,
                 &correlation_id,
+                key,
             );
             (
                 rejected.operation,
-                rejected.format.transport(),
+                transport,
                 (Some(rejected.error.kind), reply),
             )
         }
@@ -108,21 +149,39 @@ async fn run(
         kind.map_or("ok", ErrorKind::code),
         started.elapsed().as_secs_f64(),
     );
-    respond(reply)
+    let mut response = respond(reply);
+    if kind == Some(ErrorKind::Unauthenticated) {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(security::CHALLENGE),
+        );
+    }
+    response
 }
 
-/// Renders an error and logs it once, at a level that says whose fault it is.
+/// The API key the request carries (`X-API-Key`, or `Authorization: Bearer`).
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    security::presented_key(
+        text(header::AUTHORIZATION),
+        text(header::HeaderName::from_static("x-api-key")),
+    )
+}
+
+/// Renders an error and logs it once, at a level that says whose fault it is. `key` is the name of the
+/// caller's API key when it presented a known one (never the key itself).
 fn failed(
     format: Format,
     error: &Error,
     operation: Option<Operation>,
     correlation_id: &str,
+    key: Option<&str>,
 ) -> Reply {
     let op = operation.map(Operation::name);
     if error.kind.blames_sender() {
-        tracing::info!(operation = op, code = error.kind.code(), detail = %error.detail, "operation refused");
+        tracing::info!(operation = op, code = error.kind.code(), key, detail = %error.detail, "operation refused");
     } else {
-        tracing::warn!(operation = op, code = error.kind.code(), detail = %error.detail, "operation failed");
+        tracing::warn!(operation = op, code = error.kind.code(), key, detail = %error.detail, "operation failed");
     }
     wire::failure(format, error, op, correlation_id)
 }
@@ -313,5 +372,5 @@ pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 fn reject_outside_operation(req: &HttpRequest, error: Error, soap: bool) -> HttpResponse {
     let meta = request_meta(req.headers());
     let format = meta.fallback_format(soap);
-    respond(failed(format, &error, None, &correlation_id(req)))
+    respond(failed(format, &error, None, &correlation_id(req), None))
 }

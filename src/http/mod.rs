@@ -4,6 +4,10 @@
 //! the answer, and records the call in metrics and the log. It holds no logic of its own: that lives
 //! in `operations/` (what to do) and `wire/` (how it looks). Every answer, including a framework-level
 //! failure such as an unknown route, is rendered through the same error classification.
+//!
+//! Operation calls (`/v1/operations/{operation}`, `/soap`) need an API key when keys are configured; the
+//! check runs inside the same flow (`handlers::run`), so a refusal is rendered, logged and counted like
+//! any outcome. `/healthz`, `/readyz`, `/metrics` and the OAuth callback need none.
 
 mod handlers;
 mod middleware;
@@ -26,6 +30,8 @@ pub struct AppState {
     /// Bounds the calls in flight (`server.max_in_flight`): beyond it, `overloaded` at once.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     pub request_read_timeout: std::time::Duration,
+    /// The callers' API keys; empty when callers need none.
+    pub keys: crate::security::Keys,
 }
 
 /// The correlation id of the request, put into the request's extensions by the middleware.

@@ -1,19 +1,29 @@
 //! HTTP calls to one Mastodon server, and the classification of what comes back.
 //!
-//! One client per connection, because connect and total timeouts are per connection. Every call is
-//! measured under its route template (never the concrete URL, which may hold an id), and every answer's
-//! `X-RateLimit-*` headers update the connection's gauge. Bodies are read with a cap, because an inline
-//! connection may point at a server nobody vetted.
+//! One client per connection, because timeouts, retries and the rate-limit policy are per connection.
+//! Each call runs within one budget (`timeout_ms`, retries included): it waits for its turn under the
+//! connection's in-flight bound, respects what Mastodon's `X-RateLimit-*` headers said (pacing near
+//! the limit, failing fast or waiting at zero), asks the instance's circuit breaker, and retries what
+//! is safe to repeat with backoff and jitter: a connect failure always (nothing reached Mastodon),
+//! a 5xx or a broken exchange only for idempotent routes (GETs, revocation, and statuses, which always
+//! carry an `Idempotency-Key` that stays the same across attempts). A 4xx other than 429 is never
+//! retried. Every attempt is measured under its route template, never the concrete URL. Bodies are
+//! read with a cap, because an inline connection may point at a server nobody vetted.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use url::Url;
 
-use crate::config::ConnectionSettings;
+use super::address::PublicOnlyResolver;
+use super::resilience::{backoff, Before, Breaker, Window};
+use crate::config::{ConnectionSettings, OnRateLimit};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Metrics;
 
@@ -27,35 +37,43 @@ pub struct Endpoint {
     pub path: &'static str,
     /// `"POST /api/v1/statuses"`, the `endpoint` label.
     pub label: &'static str,
+    /// Whether sending it twice has the effect of sending it once, so a failed attempt may be repeated.
+    pub idempotent: bool,
 }
 
 macro_rules! endpoint {
-    ($name:ident, $method:literal, $path:literal) => {
+    ($name:ident, $method:literal, $path:literal, $idempotent:literal) => {
         pub const $name: Endpoint = Endpoint {
             method: $method,
             path: $path,
             label: concat!($method, " ", $path),
+            idempotent: $idempotent,
         };
     };
 }
 
 impl Endpoint {
-    endpoint!(INSTANCE_V2, "GET", "/api/v2/instance");
-    endpoint!(INSTANCE_V1, "GET", "/api/v1/instance");
+    endpoint!(INSTANCE_V2, "GET", "/api/v2/instance", true);
+    endpoint!(INSTANCE_V1, "GET", "/api/v1/instance", true);
     endpoint!(
         OAUTH_METADATA,
         "GET",
-        "/.well-known/oauth-authorization-server"
+        "/.well-known/oauth-authorization-server",
+        true
     );
-    endpoint!(CREATE_APP, "POST", "/api/v1/apps");
-    endpoint!(TOKEN, "POST", "/oauth/token");
-    endpoint!(REVOKE, "POST", "/oauth/revoke");
+    // A second registration would be a second app (and Mastodon allows five per ten minutes).
+    endpoint!(CREATE_APP, "POST", "/api/v1/apps", false);
+    // A code is single-use: a repeat after Mastodon took it fails, and would hide the real answer.
+    endpoint!(TOKEN, "POST", "/oauth/token", false);
+    endpoint!(REVOKE, "POST", "/oauth/revoke", true);
     endpoint!(
         VERIFY_CREDENTIALS,
         "GET",
-        "/api/v1/accounts/verify_credentials"
+        "/api/v1/accounts/verify_credentials",
+        true
     );
-    endpoint!(POST_STATUS, "POST", "/api/v1/statuses");
+    // Idempotent because every post carries an Idempotency-Key (see operations/post_status.rs).
+    endpoint!(POST_STATUS, "POST", "/api/v1/statuses", true);
 }
 
 /// What the `X-RateLimit-*` headers of one answer said.
@@ -92,34 +110,53 @@ fn parse_reset(value: &str) -> Option<i64> {
 
 pub(crate) use crate::clock::unix_now;
 
-/// A client bound to one connection's server, timeouts and metric labels.
+/// A client bound to one connection's server, policies and metric labels.
 #[derive(Clone)]
 pub struct MastodonClient {
     http: reqwest::Client,
     base: Url,
     connection: String,
     timeout: Duration,
+    max_retries: u32,
+    on_rate_limit: OnRateLimit,
+    max_rate_limit_wait: Duration,
+    max_in_flight: usize,
+    in_flight: Arc<Semaphore>,
+    windows: Arc<Mutex<HashMap<&'static str, Window>>>,
+    breaker: Arc<Breaker>,
     metrics: Metrics,
 }
 
+/// An attempt that failed in a way that may be worth repeating.
+struct Failed {
+    reason: &'static str,
+    error: Error,
+    safe_to_repeat: bool,
+}
+
 impl MastodonClient {
-    pub fn new(name: &str, settings: &ConnectionSettings, metrics: Metrics) -> Result<Self> {
+    /// `public_only`: resolve the server's name to public addresses only (inline connections).
+    pub fn new(
+        name: &str,
+        settings: &ConnectionSettings,
+        metrics: Metrics,
+        breaker: Arc<Breaker>,
+        public_only: bool,
+    ) -> Result<Self> {
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .timeout(timeout)
             // Mastodon never redirects its API; following a redirect could carry a token elsewhere.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "mastodon-sidecar/",
-                env!("CARGO_PKG_VERSION"),
-                " (+https://github.com/mastodon-sidecar)"
-            ))
-            .build()
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot build the HTTP client");
-                Error::internal()
-            })?;
+            .user_agent(concat!("mastodon-sidecar/", env!("CARGO_PKG_VERSION")));
+        if public_only {
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        let http = builder.build().map_err(|e| {
+            tracing::error!(error = %e, "cannot build the HTTP client");
+            Error::internal()
+        })?;
         let mut base = settings.instance.clone();
         // `join` with an absolute path replaces the base path; keep the base as given minus a slash.
         let path = base.path().trim_end_matches('/').to_owned();
@@ -129,6 +166,13 @@ impl MastodonClient {
             base,
             connection: name.to_owned(),
             timeout,
+            max_retries: settings.max_retries,
+            on_rate_limit: settings.on_rate_limit,
+            max_rate_limit_wait: Duration::from_secs(settings.max_rate_limit_wait_s),
+            max_in_flight: settings.max_in_flight,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            windows: Arc::default(),
+            breaker,
             metrics,
         })
     }
@@ -146,7 +190,7 @@ impl MastodonClient {
     pub async fn get_optional(&self, endpoint: Endpoint) -> Result<Option<Value>> {
         let request = self.http.get(self.url(endpoint.path));
         match self.send(endpoint, request).await {
-            Ok((value, _)) => Ok(Some(value)),
+            Ok(value) => Ok(Some(value)),
             Err(e) => match &e.upstream {
                 Some(up) if up.status == 404 || up.status == 410 => Ok(None),
                 _ => Err(e),
@@ -159,7 +203,7 @@ impl MastodonClient {
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, bearer(token));
         }
-        self.send(endpoint, request).await.map(|(v, _)| v)
+        self.send(endpoint, request).await
     }
 
     /// POST a form body (OAuth endpoints take forms on every server version).
@@ -175,7 +219,7 @@ impl MastodonClient {
                 "application/x-www-form-urlencoded",
             )
             .body(body);
-        self.send(endpoint, request).await.map(|(v, _)| v)
+        self.send(endpoint, request).await
     }
 
     /// POST a JSON body, optionally with a user token and extra headers.
@@ -193,68 +237,243 @@ impl MastodonClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        self.send(endpoint, request).await.map(|(v, _)| v)
+        self.send(endpoint, request).await
     }
 
-    async fn send(
+    /// Sends `request` under the connection's policies; see the module documentation.
+    async fn send(&self, endpoint: Endpoint, request: reqwest::RequestBuilder) -> Result<Value> {
+        let _permit = self.in_flight.try_acquire().map_err(|_| {
+            Error::overloaded(format!(
+                "connection {:?} already has {} calls to Mastodon in flight (max_in_flight); retry shortly",
+                self.connection, self.max_in_flight
+            ))
+        })?;
+        let mut deadline = Instant::now() + self.timeout;
+        let mut attempt: u32 = 0;
+        let mut waited_for_reset = false;
+        loop {
+            match self.window(endpoint).before_sending(unix_now()) {
+                Before::Send => {}
+                Before::Pace(pause) => {
+                    if Instant::now() + pause < deadline {
+                        tracing::debug!(
+                            endpoint = endpoint.label,
+                            pause_ms = pause.as_millis() as u64,
+                            "pacing near the rate limit"
+                        );
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                Before::Exhausted { reset_unix } => {
+                    let wait = self.wait_for_reset(endpoint, reset_unix, waited_for_reset)?;
+                    tokio::time::sleep(wait).await;
+                    deadline += wait;
+                    waited_for_reset = true;
+                }
+            }
+            self.breaker.admit().map_err(|refused| {
+                let until = refused
+                    .until_unix
+                    .map(|t| format!(" until {}", format_unix(t)))
+                    .unwrap_or_else(|| " while a probe request is under way".to_owned());
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!(
+                        "the circuit breaker for {} is open{until} after repeated failures; calls fail fast",
+                        self.host()
+                    ),
+                )
+            })?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(self.timeout_error(attempt));
+            }
+            let Some(this_attempt) = request.try_clone() else {
+                tracing::error!(
+                    endpoint = endpoint.label,
+                    "a request body could not be repeated"
+                );
+                return Err(Error::internal());
+            };
+            let failed = match self
+                .attempt(endpoint, this_attempt.timeout(remaining), attempt)
+                .await
+            {
+                Attempt::Done(result) => return result,
+                Attempt::RateLimited { error, reset_unix } => {
+                    match self.wait_for_reset(endpoint, reset_unix, waited_for_reset) {
+                        Ok(wait) => {
+                            self.metrics.upstream_retry(endpoint.label, "rate_limited");
+                            tracing::info!(
+                                endpoint = endpoint.label,
+                                wait_s = wait.as_secs(),
+                                "rate limited; waiting for the reset"
+                            );
+                            tokio::time::sleep(wait).await;
+                            deadline += wait;
+                            waited_for_reset = true;
+                            continue;
+                        }
+                        Err(_) => return Err(error),
+                    }
+                }
+                Attempt::Failed(failed) => failed,
+            };
+            let pause = backoff(attempt);
+            if !failed.safe_to_repeat
+                || attempt >= self.max_retries
+                || Instant::now() + pause >= deadline
+            {
+                return Err(failed.error);
+            }
+            attempt += 1;
+            self.metrics.upstream_retry(endpoint.label, failed.reason);
+            tracing::info!(
+                endpoint = endpoint.label,
+                reason = failed.reason,
+                attempt,
+                pause_ms = pause.as_millis() as u64,
+                "retrying"
+            );
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One exchange, measured, with its outcome classified.
+    async fn attempt(
         &self,
         endpoint: Endpoint,
         request: reqwest::RequestBuilder,
-    ) -> Result<(Value, RateLimit)> {
+        attempt: u32,
+    ) -> Attempt {
         let started = Instant::now();
         let outcome = self.exchange(request).await;
         let seconds = started.elapsed().as_secs_f64();
-        match outcome {
+        let (status, headers, body) = match outcome {
             Err(e) => {
                 self.metrics.observe_upstream(endpoint.label, None, seconds);
-                let error = self.classify_transport_error(&e);
+                self.breaker.record(false);
+                let error = self.classify_transport_error(&e, attempt);
+                let reason = if e.is_connect() {
+                    "connect"
+                } else if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "transport"
+                };
+                // A timeout used the whole remaining budget; a connect failure never reached Mastodon.
+                let safe_to_repeat = e.is_connect() || (endpoint.idempotent && !e.is_timeout());
                 tracing::warn!(
                     endpoint = endpoint.label,
                     code = error.kind.code(),
                     error = %e.without_url(),
                     "no answer from Mastodon"
                 );
-                Err(error)
+                return Attempt::Failed(Failed {
+                    reason,
+                    safe_to_repeat,
+                    error,
+                });
             }
-            Ok((status, headers, body)) => {
-                self.metrics
-                    .observe_upstream(endpoint.label, Some(status.as_u16()), seconds);
-                let rate = RateLimit::from_headers(&headers);
-                if let Some(remaining) = rate.remaining {
-                    self.metrics
-                        .ratelimit_remaining(&self.connection)
-                        .set(remaining);
-                }
-                if status.is_success() {
-                    let value = serde_json::from_slice(&body).map_err(|_| {
-                        tracing::warn!(
-                            endpoint = endpoint.label,
-                            status = status.as_u16(),
-                            "Mastodon answered with a body that is not JSON"
-                        );
-                        Error::new(
-                            ErrorKind::UpstreamUnavailable,
-                            format!(
-                                "{} answered {} with a body that is not JSON; is it a Mastodon server?",
-                                self.host(),
-                                endpoint.label
-                            ),
-                        )
-                        .with_upstream(status.as_u16(), None)
-                    })?;
-                    Ok((value, rate))
-                } else {
-                    let error = self.classify_refusal(endpoint, status, &body, &rate);
-                    tracing::info!(
-                        endpoint = endpoint.label,
-                        status = status.as_u16(),
-                        code = error.kind.code(),
-                        "Mastodon refused the request"
-                    );
-                    Err(error)
-                }
-            }
+            Ok(answer) => answer,
+        };
+        self.metrics
+            .observe_upstream(endpoint.label, Some(status.as_u16()), seconds);
+        let rate = RateLimit::from_headers(&headers);
+        self.remember(endpoint, &rate);
+        if status.is_success() {
+            self.breaker.record(true);
+            return Attempt::Done(serde_json::from_slice(&body).map_err(|_| {
+                tracing::warn!(
+                    endpoint = endpoint.label,
+                    status = status.as_u16(),
+                    "Mastodon answered with a body that is not JSON"
+                );
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!(
+                        "{} answered {} with a body that is not JSON; is it a Mastodon server?",
+                        self.host(),
+                        endpoint.label
+                    ),
+                )
+                .with_upstream(status.as_u16(), None)
+            }));
         }
+        let error = self.classify_refusal(endpoint, status, &body, &rate);
+        tracing::info!(
+            endpoint = endpoint.label,
+            status = status.as_u16(),
+            code = error.kind.code(),
+            "Mastodon refused the request"
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.breaker.record(true);
+            let reset_unix = rate.reset_unix.unwrap_or_else(|| unix_now() + 60);
+            return Attempt::RateLimited { error, reset_unix };
+        }
+        if status.is_server_error() {
+            self.breaker.record(false);
+            return Attempt::Failed(Failed {
+                reason: "status_5xx",
+                safe_to_repeat: endpoint.idempotent,
+                error,
+            });
+        }
+        // A 4xx (or a redirect) says the server works and refuses this request: never repeated.
+        self.breaker.record(true);
+        Attempt::Done(Err(error))
+    }
+
+    fn window(&self, endpoint: Endpoint) -> Window {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.get(endpoint.label).cloned().unwrap_or_default()
+    }
+
+    fn remember(&self, endpoint: Endpoint, rate: &RateLimit) {
+        if rate.remaining.is_none() {
+            return;
+        }
+        if let Some(remaining) = rate.remaining {
+            self.metrics
+                .ratelimit_remaining(&self.connection)
+                .set(remaining);
+        }
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.insert(
+            endpoint.label,
+            Window {
+                limit: rate.limit,
+                remaining: rate.remaining,
+                reset_unix: rate.reset_unix,
+            },
+        );
+    }
+
+    /// How long to wait for the window to reset, or the `rate_limited` error when the policy says
+    /// fail, the wait does not fit `max_rate_limit_wait_s`, or a wait already happened for this call.
+    fn wait_for_reset(
+        &self,
+        endpoint: Endpoint,
+        reset_unix: i64,
+        waited: bool,
+    ) -> Result<Duration> {
+        let seconds = (reset_unix - unix_now()).max(0) as u64 + 1;
+        let wait = Duration::from_secs(seconds);
+        if self.on_rate_limit == OnRateLimit::Wait && !waited && wait <= self.max_rate_limit_wait {
+            return Ok(wait);
+        }
+        let mut e = Error::new(
+            ErrorKind::RateLimited,
+            format!(
+                "{}'s rate limit for {} is used up until {}; retry in {seconds} s",
+                self.host(),
+                endpoint.label,
+                format_unix(reset_unix)
+            ),
+        );
+        e.retry_after = Some(seconds);
+        Err(e)
     }
 
     async fn exchange(
@@ -279,16 +498,26 @@ impl MastodonClient {
         self.base.host_str().unwrap_or("the server").to_owned()
     }
 
-    fn classify_transport_error(&self, e: &reqwest::Error) -> Error {
+    fn timeout_error(&self, retries: u32) -> Error {
+        let tries = if retries > 0 {
+            format!(" ({} attempts)", retries + 1)
+        } else {
+            String::new()
+        };
+        Error::new(
+            ErrorKind::UpstreamTimeout,
+            format!(
+                "{} did not answer within {} ms{tries}",
+                self.host(),
+                self.timeout.as_millis()
+            ),
+        )
+    }
+
+    fn classify_transport_error(&self, e: &reqwest::Error, retries: u32) -> Error {
         let host = self.host();
         if e.is_timeout() {
-            Error::new(
-                ErrorKind::UpstreamTimeout,
-                format!(
-                    "{host} did not answer within {} ms",
-                    self.timeout.as_millis()
-                ),
-            )
+            self.timeout_error(retries)
         } else if e.is_connect() {
             Error::new(
                 ErrorKind::UpstreamUnavailable,
@@ -324,10 +553,9 @@ impl MastodonClient {
                     .unwrap_or_else(|| format!("{host} refused the content")),
             ),
             429 => {
-                let now = unix_now();
                 let retry_after = rate
                     .reset_unix
-                    .map(|reset| (reset - now).max(1) as u64)
+                    .map(|reset| (reset - unix_now()).max(1) as u64)
                     .unwrap_or(60);
                 let mut e = Error::new(
                     ErrorKind::RateLimited,
@@ -360,6 +588,29 @@ impl MastodonClient {
         }
         .with_upstream(code, text)
     }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    /// A final answer: a success, or a refusal that no repeat would change.
+    Done(Result<Value>),
+    /// 429: wait for the reset (when the policy allows) or give up.
+    RateLimited {
+        error: Error,
+        reset_unix: i64,
+    },
+    Failed(Failed),
+}
+
+/// A Unix time as RFC 3339, for messages.
+pub fn format_unix(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| at.to_string())
 }
 
 fn bearer(token: &SecretString) -> String {

@@ -4,9 +4,12 @@
 //! Mastodon's entities back as JSON values, or a classified [`crate::error::Error`]. Nothing here knows
 //! about callers' wire formats; nothing outside knows Mastodon's paths.
 
+pub mod address;
 mod client;
 mod instance;
+pub mod resilience;
 
+pub use client::format_unix;
 pub(crate) use client::unix_now;
 pub use client::{Endpoint, MastodonClient, RateLimit};
 pub use instance::InstanceInfo;

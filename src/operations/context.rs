@@ -17,6 +17,8 @@ use serde_json::Value;
 
 use crate::config::{ConnectionSettings, Settings};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mastodon::address::is_public;
+use crate::mastodon::resilience::Breakers;
 use crate::mastodon::{InstanceInfo, MastodonClient};
 use crate::metrics::Metrics;
 use crate::store::{Store, TokenKind};
@@ -61,13 +63,17 @@ pub struct Core {
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
     connections: RwLock<HashMap<String, Arc<Connection>>>,
+    /// One circuit breaker per instance, shared by its connections.
+    breakers: Breakers,
 }
 
 impl Core {
     pub fn new(settings: Arc<Settings>, store: Arc<dyn Store>, metrics: Metrics) -> Result<Core> {
+        let breakers = Breakers::default();
         let mut connections = HashMap::new();
         for (name, conn) in &settings.connections {
-            let client = MastodonClient::new(name, conn, metrics.clone())?;
+            let breaker = breakers.for_instance(&instance_key(&conn.instance), &metrics);
+            let client = MastodonClient::new(name, conn, metrics.clone(), breaker, false)?;
             connections.insert(
                 name.clone(),
                 Arc::new(Connection {
@@ -85,6 +91,7 @@ impl Core {
             store,
             metrics,
             connections: RwLock::new(connections),
+            breakers,
         })
     }
 
@@ -151,7 +158,14 @@ impl Core {
             )));
         }
         check_inline_instance(&self.settings, &settings.instance).await?;
-        let client = MastodonClient::new(name, &settings, self.metrics.clone())?;
+        let breaker = self
+            .breakers
+            .for_instance(&instance_key(&settings.instance), &self.metrics);
+        // The addresses actually connected to are checked too, not only the ones seen above:
+        // a name may resolve differently a moment later.
+        let public_only = !self.settings.security.allow_private_addresses;
+        let client =
+            MastodonClient::new(name, &settings, self.metrics.clone(), breaker, public_only)?;
         let connection = Arc::new(Connection {
             name: name.to_owned(),
             settings,
@@ -365,6 +379,11 @@ fn format_unix(at: i64) -> String {
         .unwrap_or_else(|| at.to_string())
 }
 
+/// The key of an instance's circuit breaker: scheme, host and port.
+fn instance_key(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
 fn sorted_names(connections: &HashMap<String, Arc<Connection>>) -> String {
     let mut names: Vec<&str> = connections.keys().map(String::as_str).collect();
     names.sort_unstable();
@@ -430,36 +449,6 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// Whether an address is on the public internet: not loopback, private, link-local, shared (CGNAT),
-/// unique-local, multicast, documentation or unspecified.
-pub fn is_public(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1])))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(&IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
 /// A JSON object from pairs, leaving out the absent ones.
 pub fn object(pairs: impl IntoIterator<Item = (&'static str, Option<Value>)>) -> Value {
     Value::Object(
@@ -481,26 +470,5 @@ mod tests {
         assert!(host_matches("*.example.org", "m.example.org"));
         assert!(!host_matches("*.example.org", "example.org"));
         assert!(!host_matches("*.example.org", "mexample.org"));
-    }
-
-    #[test]
-    fn private_and_special_addresses_are_not_public() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(&ip.parse().unwrap()), "{ip}");
-        }
-        assert!(is_public(&"93.184.216.34".parse().unwrap()));
-        assert!(is_public(&"2606:4700::1".parse().unwrap()));
     }
 }

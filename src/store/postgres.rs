@@ -208,6 +208,11 @@ impl PostgresStore {
             }
             None => 0,
         };
+        if version < 0 {
+            return Err(StoreError::Corrupt(format!(
+                "meta.schema_version is {version}"
+            )));
+        }
         if version > SCHEMA_VERSION {
             return Err(StoreError::Database(format!(
                 "the store has schema version {version}, newer than this sidecar's {SCHEMA_VERSION}; run a newer sidecar"

@@ -425,3 +425,21 @@ async fn a_shared_store_without_a_key_is_refused_at_start() {
     assert!(!e.to_string().contains("postgres://"));
     let _ = Sealer::generate_key().expose_secret().len();
 }
+
+#[test]
+fn a_configuration_with_a_shared_store_and_its_key_validates() {
+    let text = "[store]\nurl = \"postgres://sidecar:pw@127.0.0.1/sidecar\"\nkey_file = \"k\"\n[server]\ncallback_path = \"x\"\n";
+    let e = mastodon_sidecar::config::Settings::from_toml_str(
+        "t",
+        text,
+        &std::collections::HashMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    // Only the callback path is wrong: the shared store with a key file is accepted, and the
+    // password is never shown.
+    assert_eq!(
+        e,
+        "t: server.callback_path: must be a path such as /oauth/callback"
+    );
+}

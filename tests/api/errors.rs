@@ -634,12 +634,24 @@ impl Row {
                 (format, app.call(format, "postStatus", short).await)
             }
             Row::MastodonRateLimits => {
+                // The previous format's 429 left the window exhausted for a second; until it resets
+                // the sidecar refuses without asking Mastodon (no `upstream`). Let it reset, so
+                // this format sees Mastodon's own 429.
+                tokio::time::sleep(Duration::from_millis(1100)).await;
                 app.standin.fail_next(STATUSES, 429, 1);
                 (format, app.call(format, "postStatus", short).await)
             }
             Row::MastodonAnswers503 => {
-                app.standin.fail_next(STATUSES, 503, 1);
-                (format, app.call(format, "postStatus", short).await)
+                // More 503s than the retries a status is allowed (1 + max_retries = 3 attempts).
+                app.standin.fail_next(STATUSES, 503, 3);
+                let answer = app.call(format, "postStatus", short).await;
+                // Four formats × three failed attempts would open the instance's circuit breaker;
+                // a success in between keeps each format's answer Mastodon's own 503.
+                let ok = app
+                    .call(Format::Json, "postStatus", json!({"status": "recovered"}))
+                    .await;
+                assert_eq!(ok.status, 200, "{}", ok.body);
+                (format, answer)
             }
             Row::InstanceUnreachable => (
                 format,
