@@ -54,6 +54,10 @@ enum Command {
     Probe {
         /// e.g. http://127.0.0.1:8080/readyz
         url: String,
+        /// Accept any certificate (a loopback probe of a TLS listener whose certificate names
+        /// another host or comes from a private CA). Only loopback URLs are accepted with it.
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
             mastodon_sidecar::commands::rotate_key(settings, new_key_file, &mut std::io::stdout())
                 .await
         }),
-        Command::Probe { url } => probe(&url),
+        Command::Probe { url, insecure } => probe(&url, insecure),
         Command::HashKey => hash_key(),
     }
 }
@@ -121,11 +125,22 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         .iter()
         .map(|(name, c)| format!("{name} ({})", c.instance))
         .collect();
+    let store = if settings.store.url.is_some() {
+        "PostgreSQL (store.url)".to_owned()
+    } else {
+        settings.store.path.display().to_string()
+    };
     println!(
-        "{}: ok; listen={} store={} connections: {}",
+        "{}: ok; listen={}{} store={} api_keys={} connections: {}",
         path.display(),
         settings.server.listen,
-        settings.store.path.display(),
+        if settings.server.tls_cert.is_some() {
+            " (TLS)"
+        } else {
+            ""
+        },
+        store,
+        settings.security.api_keys.len(),
         if connections.is_empty() {
             "none".to_owned()
         } else {
@@ -201,7 +216,17 @@ where
     }
 }
 
-fn probe(url: &str) -> ExitCode {
+fn probe(url: &str, insecure: bool) -> ExitCode {
+    let loopback = url::Url::parse(url).ok().is_some_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    });
+    if insecure && !loopback {
+        eprintln!("mastodon-sidecar: --insecure is only for loopback URLs");
+        return ExitCode::from(2);
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -209,6 +234,7 @@ fn probe(url: &str) -> ExitCode {
     rt.block_on(async {
         let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
+            .danger_accept_invalid_certs(insecure)
             .build()
         {
             Ok(c) => c,
