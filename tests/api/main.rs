@@ -8,6 +8,7 @@ mod faults;
 mod fixtures;
 mod flow;
 mod helpers;
+mod load;
 mod persistence;
 mod postgres;
 mod secrets;
