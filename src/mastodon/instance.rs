@@ -61,49 +61,44 @@ impl InstanceInfo {
     }
 
     pub fn from_v2(url: &str, v2: &Value) -> InstanceInfo {
-        let config = &v2["configuration"];
-        InstanceInfo {
-            url: url.to_owned(),
-            domain: v2["domain"].as_str().map(str::to_owned),
-            version: v2["version"].as_str().map(str::to_owned),
-            max_characters: config["statuses"]["max_characters"].as_u64(),
-            characters_reserved_per_url: config["statuses"]["characters_reserved_per_url"]
-                .as_u64()
-                .unwrap_or(DEFAULT_URL_COST),
-            max_media_attachments: config["statuses"]["max_media_attachments"].as_u64(),
-            poll_max_options: config["polls"]["max_options"].as_u64(),
-            poll_min_expiration: config["polls"]["min_expiration"].as_u64(),
-            poll_max_expiration: config["polls"]["max_expiration"].as_u64(),
-            pkce: false,
-            probed_at: unix_now(),
-        }
+        let mut info = Self::with_limits(url, v2, &v2["configuration"]);
+        info.domain = v2["domain"].as_str().map(str::to_owned);
+        info
     }
 
     pub fn from_v1(url: &str, v1: &Value) -> InstanceInfo {
-        let config = &v1["configuration"];
-        let domain = v1["uri"]
+        let mut info = Self::with_limits(url, v1, &v1["configuration"]);
+        info.domain = v1["uri"]
             .as_str()
             .map(|uri| {
                 uri.trim_start_matches("https://")
                     .trim_start_matches("http://")
             })
             .map(str::to_owned);
+        // Older servers and some forks put the limit at the top, sometimes as a string.
+        info.max_characters = info
+            .max_characters
+            .or_else(|| v1["max_toot_chars"].as_u64())
+            .or_else(|| v1["max_toot_chars"].as_str().and_then(|s| s.parse().ok()));
+        info
+    }
+
+    /// What v1 and v2 share: the version and the `configuration` block.
+    fn with_limits(url: &str, instance: &Value, config: &Value) -> InstanceInfo {
+        let statuses = &config["statuses"];
+        let polls = &config["polls"];
         InstanceInfo {
             url: url.to_owned(),
-            domain,
-            version: v1["version"].as_str().map(str::to_owned),
-            max_characters: config["statuses"]["max_characters"]
-                .as_u64()
-                .or_else(|| v1["max_toot_chars"].as_u64())
-                // Some forks send the limit as a string.
-                .or_else(|| v1["max_toot_chars"].as_str().and_then(|s| s.parse().ok())),
-            characters_reserved_per_url: config["statuses"]["characters_reserved_per_url"]
+            domain: None,
+            version: instance["version"].as_str().map(str::to_owned),
+            max_characters: statuses["max_characters"].as_u64(),
+            characters_reserved_per_url: statuses["characters_reserved_per_url"]
                 .as_u64()
                 .unwrap_or(DEFAULT_URL_COST),
-            max_media_attachments: config["statuses"]["max_media_attachments"].as_u64(),
-            poll_max_options: config["polls"]["max_options"].as_u64(),
-            poll_min_expiration: config["polls"]["min_expiration"].as_u64(),
-            poll_max_expiration: config["polls"]["max_expiration"].as_u64(),
+            max_media_attachments: statuses["max_media_attachments"].as_u64(),
+            poll_max_options: polls["max_options"].as_u64(),
+            poll_min_expiration: polls["min_expiration"].as_u64(),
+            poll_max_expiration: polls["max_expiration"].as_u64(),
             pkce: false,
             probed_at: unix_now(),
         }

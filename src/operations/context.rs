@@ -19,7 +19,7 @@ use crate::config::{ConnectionSettings, Settings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mastodon::address::is_public;
 use crate::mastodon::resilience::Breakers;
-use crate::mastodon::{InstanceInfo, MastodonClient};
+use crate::mastodon::{format_unix, InstanceInfo, MastodonClient};
 use crate::metrics::Metrics;
 use crate::store::{Store, TokenKind};
 
@@ -312,6 +312,20 @@ impl Core {
         Fut: Future<Output = Result<T>>,
     {
         let token = self.require_user_token(conn).await?;
+        self.use_user_token(conn, token, call).await
+    }
+
+    /// Like [`Core::with_user_token`], with a token the caller already read (one store read per call).
+    pub async fn use_user_token<T, F, Fut>(
+        &self,
+        conn: &Connection,
+        token: SecretString,
+        call: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(SecretString) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         let result = call(token).await;
         match &result {
             Ok(_) => self.metrics.token_valid(&conn.name, true),
@@ -366,17 +380,6 @@ impl Core {
     pub fn expose_secrets(&self) -> bool {
         self.settings.security.expose_secrets
     }
-}
-
-/// A Unix time as RFC 3339, for messages.
-fn format_unix(at: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| at.to_string())
 }
 
 /// The key of an instance's circuit breaker: scheme, host and port.

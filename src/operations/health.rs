@@ -33,8 +33,8 @@ fn jittered(base: Duration) -> Duration {
 /// One round over every configured connection.
 pub async fn check_all(core: &Core) {
     for conn in core.connections().into_iter().filter(|c| !c.inline) {
-        match core.require_user_token(&conn).await {
-            Ok(_) => {}
+        let token = match core.require_user_token(&conn).await {
+            Ok(token) => token,
             Err(e) if e.kind == ErrorKind::CredentialsMissing => {
                 // No token, or one already known to be revoked: nothing to ask Mastodon.
                 continue;
@@ -43,10 +43,10 @@ pub async fn check_all(core: &Core) {
                 tracing::warn!(connection = %conn.name, code = e.kind.code(), "credential check skipped");
                 continue;
             }
-        }
+        };
         let client = &conn.client;
         let outcome = core
-            .with_user_token(&conn, |token| async move {
+            .use_user_token(&conn, token, |token| async move {
                 client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
             })
             .await;

@@ -77,15 +77,16 @@ pub async fn init(core: &Core, p: InitParams) -> Result<Value> {
     let app_registered = core.app_credentials(&conn).await?.is_some();
     // No token, or one Mastodon revoked, is a state to report, not a failure: `init` runs before
     // `createApp` and `getToken` too.
-    let has_token = match core.require_user_token(&conn).await {
-        Ok(_) => true,
-        Err(e) if e.kind == ErrorKind::CredentialsMissing => false,
+    let token = match core.require_user_token(&conn).await {
+        Ok(token) => Some(token),
+        Err(e) if e.kind == ErrorKind::CredentialsMissing => None,
         Err(e) => return Err(e),
     };
-    let account = if has_token {
+    let has_token = token.is_some();
+    let account = if let Some(token) = token {
         let client = &conn.client;
         let account = core
-            .with_user_token(&conn, |token| async move {
+            .use_user_token(&conn, token, |token| async move {
                 client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
             })
             .await?;

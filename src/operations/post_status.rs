@@ -60,7 +60,7 @@ const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];
 pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     // Fail fast without a (working) token, before probing anything.
-    core.require_user_token(&conn).await?;
+    let token = core.require_user_token(&conn).await?;
     let info = core.instance_info_if_known(&conn).await;
     let body = validated_body(&p, info.as_ref())?;
     let key = match &p.idempotency_key {
@@ -71,7 +71,7 @@ pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -
         None => derived_idempotency_key(&conn.name, &call.correlation_id, &body),
     };
     let client = &conn.client;
-    core.with_user_token(&conn, |token| async move {
+    core.use_user_token(&conn, token, |token| async move {
         client
             .post_json(
                 Endpoint::POST_STATUS,
