@@ -280,29 +280,12 @@ pub async fn oauth_callback(req: HttpRequest, state: web::Data<AppState>) -> Htt
     )
     .await;
     let reply = match outcome {
-        Ok(done) => {
-            let who = done.acct.as_deref().unwrap_or("The account");
-            wire::html::page(
-                200,
-                "Account connected",
-                &format!(
-                    "{who} is now connected to connection \u{201c}{}\u{201d}; flows using it will post as this account. You can close this window.",
-                    done.connection
-                ),
-            )
-        }
+        Ok(done) => wire::html::page(200, "Account connected", &done.describe()),
         Err(refusal) => {
-            let (status, title, message) = match refusal {
-                CallbackRefusal::MissingState => (400, "Missing state", "This page needs the state Mastodon sends back; open the authorization URL the sidecar made.".to_owned()),
-                CallbackRefusal::Unknown => (400, "Unknown authorization", "This link does not belong to an authorization begun here (unknown state). Nothing was stored.".to_owned()),
-                CallbackRefusal::Replayed => (400, "Already used", "This authorization was already completed once (the link was replayed). Nothing was changed.".to_owned()),
-                CallbackRefusal::Expired => (400, "Authorization expired", "Authorizations last ten minutes: ask for a new authorization URL and approve again. Nothing was stored.".to_owned()),
-                CallbackRefusal::Denied(reason) => (400, "Authorization denied", format!("Mastodon reports the authorization was not granted ({reason}). Nothing was stored.")),
-                CallbackRefusal::Failed(e) => {
-                    tracing::warn!(code = e.kind.code(), detail = %e.detail, "OAuth callback failed");
-                    (e.http_status(), "Authorization failed", format!("{} ({})", e.detail, e.kind.code()))
-                }
-            };
+            let (status, title, message) = refusal.describe();
+            if let CallbackRefusal::Failed(e) = &refusal {
+                tracing::warn!(code = e.kind.code(), detail = %e.detail, "OAuth callback failed");
+            }
             tracing::info!(status, outcome = title, "OAuth callback refused");
             wire::html::page(status, title, &message)
         }

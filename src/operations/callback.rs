@@ -34,6 +34,30 @@ pub enum CallbackRefusal {
     Failed(Error),
 }
 
+impl CallbackRefusal {
+    /// The HTTP status, a title and a sentence for the person in front of the browser.
+    pub fn describe(&self) -> (u16, &'static str, String) {
+        match self {
+            CallbackRefusal::MissingState => (400, "Missing state", "This page needs the state Mastodon sends back; open the authorization URL the sidecar made.".to_owned()),
+            CallbackRefusal::Unknown => (400, "Unknown authorization", "This link does not belong to an authorization begun here (unknown state). Nothing was stored.".to_owned()),
+            CallbackRefusal::Replayed => (400, "Already used", "This authorization was already completed once (the link was replayed). Nothing was changed.".to_owned()),
+            CallbackRefusal::Expired => (400, "Authorization expired", "Authorizations last ten minutes: ask for a new authorization URL and approve again. Nothing was stored.".to_owned()),
+            CallbackRefusal::Denied(reason) => (400, "Authorization denied", format!("Mastodon reports the authorization was not granted ({reason}). Nothing was stored.")),
+            CallbackRefusal::Failed(e) => (e.http_status(), "Authorization failed", format!("{} ({})", e.detail, e.kind.code())),
+        }
+    }
+}
+
+impl Connected {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} is now connected to connection \u{201c}{}\u{201d}; flows using it will post as this account. You can close this window.",
+            self.acct.as_deref().unwrap_or("The account"),
+            self.connection
+        )
+    }
+}
+
 impl From<Error> for CallbackRefusal {
     fn from(e: Error) -> Self {
         CallbackRefusal::Failed(e)
