@@ -196,7 +196,8 @@ pub struct ConnectionSettings {
     /// 5xx; a 4xx other than 429 never is).
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    /// Calls to this connection's server in flight at once; beyond it callers get `overloaded`.
+    /// Calls to this connection's server in flight at once; a call beyond it waits up to a second for a
+    /// slot, then gets `overloaded`.
     #[serde(default = "default_connection_max_in_flight")]
     pub max_in_flight: usize,
 }
@@ -226,7 +227,7 @@ fn default_max_retries() -> u32 {
     2
 }
 fn default_connection_max_in_flight() -> usize {
-    32
+    64
 }
 
 impl ConnectionSettings {

@@ -27,6 +27,9 @@ use crate::config::{ConnectionSettings, OnRateLimit};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Metrics;
 
+/// How long a call waits for a free slot under the connection's `max_in_flight`.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
+
 /// The most of a Mastodon answer that is read; a Status or an Account is a few KiB.
 const MAX_UPSTREAM_BODY: usize = 4 * 1024 * 1024;
 
@@ -242,12 +245,18 @@ impl MastodonClient {
 
     /// Sends `request` under the connection's policies; see the module documentation.
     async fn send(&self, endpoint: Endpoint, request: reqwest::RequestBuilder) -> Result<Value> {
-        let _permit = self.in_flight.try_acquire().map_err(|_| {
+        // A short, bounded wait for a slot absorbs bursts; past it the caller learns at once rather
+        // than joining a queue that only grows.
+        let overloaded = || {
             Error::overloaded(format!(
-                "connection {:?} already has {} calls to Mastodon in flight (max_in_flight); retry shortly",
+                "connection {:?} has had {} calls to Mastodon in flight for a second (max_in_flight); retry shortly",
                 self.connection, self.max_in_flight
             ))
-        })?;
+        };
+        let _permit = tokio::time::timeout(SLOT_WAIT.min(self.timeout), self.in_flight.acquire())
+            .await
+            .map_err(|_| overloaded())?
+            .map_err(|_| overloaded())?;
         let mut deadline = Instant::now() + self.timeout;
         let mut attempt: u32 = 0;
         let mut waited_for_reset = false;

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -41,13 +41,38 @@ pub struct Connection {
     /// When Mastodon refused the token pinned in configuration (0: never). Stored tokens keep this
     /// in the store instead, so every replica sees it.
     pinned_token_revoked_at: AtomicI64,
+    /// The stored user token, unsealed, for a moment: a post would otherwise read and unseal it from
+    /// the store every time. Cleared here on every change; other replicas see a change within
+    /// [`TOKEN_CACHE_TTL`].
+    token_cache: RwLock<Option<(SecretString, Instant)>>,
 }
 
 impl Connection {
     pub fn instance_url(&self) -> &str {
         self.client.base().as_str()
     }
+
+    fn cached_token(&self) -> Option<SecretString> {
+        let cache = self.token_cache.read().unwrap_or_else(|p| p.into_inner());
+        cache
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(token, _)| token.clone())
+    }
+
+    fn cache_token(&self, token: Option<&SecretString>) {
+        let mut cache = self.token_cache.write().unwrap_or_else(|p| p.into_inner());
+        *cache = token.map(|t| (t.clone(), Instant::now()));
+    }
+
+    /// Forgets the cached token: the stored one changed (obtained, revoked, deleted).
+    pub fn token_changed(&self) {
+        self.cache_token(None);
+    }
 }
+
+/// How long an unsealed user token is reused before the store is asked again.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// App credentials, pinned in configuration or obtained by `createApp`.
 pub struct AppCredentials {
@@ -83,6 +108,7 @@ impl Core {
                     inline: false,
                     probe: RwLock::new(None),
                     pinned_token_revoked_at: AtomicI64::new(0),
+                    token_cache: RwLock::new(None),
                 }),
             );
         }
@@ -173,6 +199,7 @@ impl Core {
             inline: true,
             probe: RwLock::new(None),
             pinned_token_revoked_at: AtomicI64::new(0),
+            token_cache: RwLock::new(None),
         });
         let mut connections = self.connections.write().unwrap_or_else(|p| p.into_inner());
         let inline_count = connections.values().filter(|c| c.inline).count();
@@ -283,6 +310,9 @@ impl Core {
                 at => Err(revoked(at)),
             };
         }
+        if let Some(token) = conn.cached_token() {
+            return Ok(token);
+        }
         let record = if conn.inline {
             None
         } else {
@@ -294,7 +324,10 @@ impl Core {
         match record {
             Some(t) => match t.revoked_at {
                 Some(at) => Err(revoked(at)),
-                None => Ok(t.access_token),
+                None => {
+                    conn.cache_token(Some(&t.access_token));
+                    Ok(t.access_token)
+                }
             },
             None => Err(Error::credentials_missing(format!(
                 "connection {:?} has no user token yet: run authorizeUrl, approve in the browser, then getToken with the code",
@@ -339,6 +372,7 @@ impl Core {
 
     /// Records that Mastodon refused the connection's user token.
     pub async fn token_refused(&self, conn: &Connection) -> Result<()> {
+        conn.token_changed();
         let now = crate::clock::unix_now();
         let first = if conn.settings.access_token.is_some() {
             conn.pinned_token_revoked_at

@@ -136,6 +136,7 @@ pub async fn exchange_code(
     core.store
         .put_token(&conn.name, TokenKind::User, &record)
         .await?;
+    conn.token_changed();
     core.metrics.token_valid(&conn.name, true);
     tracing::info!(connection = %conn.name, scope = %record.scope, "user token obtained and stored");
     Ok(record)

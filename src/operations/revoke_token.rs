@@ -64,6 +64,7 @@ pub async fn revoke_token(core: &Core, p: RevokeTokenParams) -> Result<Value> {
         )
         .await?;
     core.store.delete_token(&conn.name, kind).await?;
+    conn.token_changed();
     if kind == TokenKind::User {
         core.metrics.token_valid(&conn.name, false);
     }

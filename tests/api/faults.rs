@@ -191,23 +191,42 @@ async fn the_circuit_breaker_opens_after_repeated_failures_and_fails_fast() {
 }
 
 #[tokio::test]
-async fn beyond_a_connections_in_flight_bound_callers_are_told_at_once() {
-    let app = connected(|s| s.connections.get_mut("main").unwrap().max_in_flight = 1).await;
-    app.standin.delay_next(
-        "GET /api/v1/accounts/verify_credentials",
-        Duration::from_millis(800),
-        1,
-    );
+async fn beyond_a_connections_in_flight_bound_callers_wait_a_moment_then_are_told() {
+    let app = connected(|s| {
+        let main = s.connections.get_mut("main").unwrap();
+        main.max_in_flight = 1;
+        main.timeout_ms = 5_000;
+    })
+    .await;
+    let route = "GET /api/v1/accounts/verify_credentials";
+    // The second call waits its second for the slot and gives up; the third gets the slot in time.
+    app.standin
+        .delay_next(route, Duration::from_millis(2_000), 1);
     let slow = app.call(Format::Json, "verifyCredentials", json!({}));
-    let second = async {
+    let refused = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let answer = app.call(Format::Json, "verifyCredentials", json!({})).await;
+        (answer, started.elapsed())
+    };
+    let waited = async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
         app.call(Format::Json, "verifyCredentials", json!({})).await
     };
-    let (slow, second) = tokio::join!(slow, second);
+    let (slow, (refused, after), waited) = tokio::join!(slow, refused, waited);
     assert_eq!(slow.status, 200);
-    assert_eq!(second.status, 503);
-    assert_eq!(second.code(), "overloaded");
-    assert_eq!(second.header("retry-after"), Some("1"));
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.code(), "overloaded");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        after >= Duration::from_millis(900),
+        "it waited for a slot: {after:?}"
+    );
+    assert_eq!(
+        waited.status, 200,
+        "a slot freed within the wait: {}",
+        waited.body
+    );
 }
 
 /// A fake Mastodon on raw TCP: drops or truncates the first `faulty` exchanges, then answers every
