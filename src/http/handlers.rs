@@ -330,6 +330,55 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `GET /soap?wsdl` (the query's name in any case): the WSDL, its ports at the URL it was fetched
+/// from. Any other GET of `/soap` is refused like every method but POST. No key is needed.
+pub async fn wsdl(req: HttpRequest) -> HttpResponse {
+    let asks_for_wsdl = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(name, _)| name.eq_ignore_ascii_case("wsdl"));
+    if !asks_for_wsdl {
+        return method_not_allowed(req).await;
+    }
+    let endpoint = format!("{}/soap", base_url(&req));
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(wire::wsdl::document(&endpoint))
+}
+
+/// `GET /openapi.json`: the OpenAPI description of the JSON API, its server the URL it was fetched
+/// from. No key is needed.
+pub async fn openapi(req: HttpRequest) -> HttpResponse {
+    let document = wire::openapi::document(&base_url(&req));
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(wire::json::render(&document))
+}
+
+/// The URL the request came to, without a path: the connection's scheme (or the proxy's, from
+/// `Forwarded`/`X-Forwarded-Proto`, when present) and the host the caller named. What cannot be read,
+/// or is not a plain scheme or host, falls back to `http` and `127.0.0.1:8080`: the value goes into
+/// documents a tool will fetch from, so nothing but a host name, an address and a port passes.
+fn base_url(req: &HttpRequest) -> String {
+    // actix reads `Forwarded`, then `X-Forwarded-Proto`, then whether the listener has TLS.
+    let scheme = if req.connection_info().scheme().eq_ignore_ascii_case("https") {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .unwrap_or("127.0.0.1:8080");
+    format!("{scheme}://{host}")
+}
+
 /// Unknown routes still answer in the contract's error shape, never a framework page.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let method = req.method().as_str().to_owned();

@@ -7,7 +7,8 @@
 //!
 //! Operation calls (`/v1/operations/{operation}`, `/soap`) need an API key when keys are configured; the
 //! check runs inside the same flow (`handlers::run`), so a refusal is rendered, logged and counted like
-//! any outcome. `/healthz`, `/readyz`, `/metrics` and the OAuth callback need none.
+//! any outcome. `/healthz`, `/readyz`, `/metrics`, the OAuth callback and the two documents
+//! (`GET /soap?wsdl`, `GET /openapi.json`) need none.
 
 mod handlers;
 mod middleware;
@@ -48,8 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, callback_path: &str) {
     .service(
         web::resource("/soap")
             .route(web::post().to(handlers::soap))
+            .route(web::get().to(handlers::wsdl))
             .default_service(web::to(handlers::method_not_allowed)),
     )
+    .route("/openapi.json", web::get().to(handlers::openapi))
     .route("/metrics", web::get().to(handlers::metrics))
     .route("/healthz", web::get().to(handlers::healthz))
     .route("/readyz", web::get().to(handlers::readyz))

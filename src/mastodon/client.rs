@@ -189,9 +189,22 @@ impl MastodonClient {
         format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
     }
 
+    /// The same as a `Url`, built from the parsed base: parsing the string again on every call
+    /// (host normalisation included) showed in the profile.
+    fn endpoint_url(&self, endpoint: Endpoint) -> Url {
+        let mut url = self.base.clone();
+        let path = format!(
+            "{}{}",
+            self.base.path().trim_end_matches('/'),
+            endpoint.path
+        );
+        url.set_path(&path);
+        url
+    }
+
     /// GET an endpoint that may not exist on this server: `Ok(None)` on 404 (and 410).
     pub async fn get_optional(&self, endpoint: Endpoint) -> Result<Option<Value>> {
-        let request = self.http.get(self.url(endpoint.path));
+        let request = self.http.get(self.endpoint_url(endpoint));
         match self.send(endpoint, request).await {
             Ok(value) => Ok(Some(value)),
             Err(e) => match &e.upstream {
@@ -202,7 +215,7 @@ impl MastodonClient {
     }
 
     pub async fn get(&self, endpoint: Endpoint, token: Option<&SecretString>) -> Result<Value> {
-        let mut request = self.http.request(Method::GET, self.url(endpoint.path));
+        let mut request = self.http.request(Method::GET, self.endpoint_url(endpoint));
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, bearer(token));
         }
@@ -216,7 +229,7 @@ impl MastodonClient {
             .finish();
         let request = self
             .http
-            .post(self.url(endpoint.path))
+            .post(self.endpoint_url(endpoint))
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -233,7 +246,7 @@ impl MastodonClient {
         body: &Value,
         headers: &[(&'static str, String)],
     ) -> Result<Value> {
-        let mut request = self.http.post(self.url(endpoint.path)).json(body);
+        let mut request = self.http.post(self.endpoint_url(endpoint)).json(body);
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, bearer(token));
         }

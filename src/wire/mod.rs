@@ -8,7 +8,9 @@
 pub mod html;
 pub mod json;
 pub mod negotiate;
+pub mod openapi;
 pub mod soap;
+pub mod wsdl;
 pub mod xml;
 
 use serde_json::{json, Map, Value};

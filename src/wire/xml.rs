@@ -4,8 +4,8 @@
 //! in `http://ws.apache.org/ns/synapse`). An element with children is an object; repeated elements are
 //! a list; an element made only of `<jsonElement>` children is MI's form of a list; an empty element or
 //! one with `xsi:nil="true"` is an absent parameter, so a template that always emits every element
-//! works. A DTD is refused outright (no entity expansion, no external fetch), and depth and element
-//! count are bounded, so a hostile document costs little.
+//! works. A DTD is refused outright (no entity expansion, no external fetch), and depth, element count
+//! and attribute count are bounded, so a hostile document costs little.
 
 use std::fmt::Write as _;
 
@@ -20,6 +20,14 @@ use crate::error::{Error, Result};
 pub const MAX_DEPTH: usize = 32;
 /// More elements are refused: a status with a poll is a few dozen.
 pub const MAX_ELEMENTS: usize = 10_000;
+/// More attributes on one element are refused: an envelope declares a few namespaces. The parser's
+/// duplicate check and namespace lookups cost time per attribute (and declaration) already seen, so an
+/// unbounded flood of them would cost time quadratic in the body's size.
+pub const MAX_ATTRIBUTES_PER_ELEMENT: usize = 64;
+/// More attributes in the whole document are refused (see [`MAX_ATTRIBUTES_PER_ELEMENT`]).
+pub const MAX_ATTRIBUTES: usize = 10_000;
+/// How much of a parser error (which may quote names or text from the body) a detail repeats.
+const MAX_QUOTED: usize = 200;
 
 const XSI_NS: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
 
@@ -44,7 +52,18 @@ impl Element {
 }
 
 fn malformed(detail: impl std::fmt::Display) -> Error {
-    Error::invalid(format!("the XML body is malformed: {detail}"))
+    Error::invalid(format!("the XML body is malformed: {}", bounded(detail)))
+}
+
+/// At most [`MAX_QUOTED`] characters of `text`: a parser error can quote a name or an entity as long
+/// as the body, and the detail goes back to the caller and into the log.
+fn bounded(text: impl std::fmt::Display) -> String {
+    let mut text = text.to_string();
+    if let Some((cut, _)) = text.char_indices().nth(MAX_QUOTED) {
+        text.truncate(cut);
+        text.push('\u{2026}');
+    }
+    text
 }
 
 /// Parses a whole document and returns its root element.
@@ -59,13 +78,14 @@ pub fn parse(body: &[u8]) -> Result<Element> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
+    let mut attribute_count = 0usize;
     loop {
         let (ns, event) = match reader.read_resolved_event() {
             // The namespace borrows the reader; own it so attributes can be resolved below.
             Ok((ns, event)) => (namespace(&ns), event),
             Err(e) => {
                 let at = reader.buffer_position();
-                return Err(malformed(format!("{e} (at byte {at})")));
+                return Err(malformed(format!("{} (at byte {at})", bounded(e))));
             }
         };
         match event {
@@ -88,6 +108,21 @@ pub fn parse(body: &[u8]) -> Result<Element> {
                 }
                 if root.is_some() {
                     return Err(malformed("content after the root element"));
+                }
+                // Counted without the duplicate check, which is what costs per attribute seen.
+                let mut attributes = start.attributes();
+                attributes.with_checks(false);
+                let here = attributes.take(MAX_ATTRIBUTES_PER_ELEMENT + 1).count();
+                if here > MAX_ATTRIBUTES_PER_ELEMENT {
+                    return Err(Error::invalid(format!(
+                        "an element of the XML body has more than {MAX_ATTRIBUTES_PER_ELEMENT} attributes"
+                    )));
+                }
+                attribute_count += here;
+                if attribute_count > MAX_ATTRIBUTES {
+                    return Err(Error::invalid(format!(
+                        "the XML body has more than {MAX_ATTRIBUTES} attributes"
+                    )));
                 }
                 let mut element = Element {
                     namespace: ns,
@@ -115,7 +150,9 @@ pub fn parse(body: &[u8]) -> Result<Element> {
                 close(&mut stack, &mut root, element);
             }
             Event::Text(t) => {
-                let t = t.xml_content().map_err(malformed)?;
+                // XML 1.0 line ends (CR LF and CR become LF); quick-xml's `xml_content` applies XML
+                // 1.1's, which would also turn U+0085 and U+2028 in a status into line feeds.
+                let t = t.xml10_content().map_err(malformed)?;
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&t),
                     None if t.trim().is_empty() => {}
@@ -309,11 +346,18 @@ pub fn escape_into(out: &mut String, text: &str) {
 }
 
 /// Writes a JSON key as an XML name: keys are Mastodon's snake_case, but a key from a server's custom
-/// data could be anything, and the document must stay well-formed.
+/// data could be anything, and the document must stay well-formed. A character is kept when it is a
+/// letter, digit, `_` (or, after the first, `-` and `.`) that XML 1.0 also allows there: not every
+/// Unicode alphanumeric is (`µ`, `ª`, `²`, `①`, `Ⓐ` are not); the others become `_`.
 fn push_name(out: &mut String, name: &str) {
     let mut first = true;
     for c in name.chars() {
-        let ok = c.is_alphanumeric() || c == '_' || (!first && (c == '-' || c == '.'));
+        let ok = (c.is_alphanumeric() || c == '_' || (!first && (c == '-' || c == '.')))
+            && if first {
+                is_name_start_char(c) || c.is_ascii_digit()
+            } else {
+                is_name_char(c)
+            };
         if first && (c.is_ascii_digit() || !ok) {
             out.push('_');
         }
@@ -327,6 +371,22 @@ fn push_name(out: &mut String, name: &str) {
     if first {
         out.push('_');
     }
+}
+
+/// XML 1.0 (fifth edition) `NameStartChar`, without `:`.
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0 (fifth edition) `NameChar`, without `:`.
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
 #[cfg(test)]
@@ -380,6 +440,52 @@ mod tests {
         assert!(parse(b"<a></a><b/>").is_err());
         assert!(parse(b"").is_err());
         assert!(parse(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn line_ends_are_normalized_as_xml_1_0_says() {
+        let v = params("<x><status>a\u{2028}b\u{85}c\r\nd\re</status></x>");
+        assert_eq!(v, json!({"status": "a\u{2028}b\u{85}c\nd\ne"}));
+    }
+
+    #[test]
+    fn attribute_floods_and_long_quotes_are_cut_short() {
+        let many: String = (0..=MAX_ATTRIBUTES_PER_ELEMENT)
+            .map(|i| format!(" a{i}=\"\""))
+            .collect();
+        let e = parse(format!("<x{many}/>").as_bytes()).unwrap_err();
+        assert!(e.detail.contains("attributes"), "{}", e.detail);
+        let some: String = (0..MAX_ATTRIBUTES_PER_ELEMENT)
+            .map(|i| format!(" a{i}=\"\""))
+            .collect();
+        let each = format!("<y{some}/>");
+        let doc = format!(
+            "<x>{}</x>",
+            each.repeat(MAX_ATTRIBUTES / MAX_ATTRIBUTES_PER_ELEMENT)
+        );
+        assert!(parse(doc.as_bytes()).is_ok());
+        let doc = format!(
+            "<x>{}</x>",
+            each.repeat(MAX_ATTRIBUTES / MAX_ATTRIBUTES_PER_ELEMENT + 1)
+        );
+        let e = parse(doc.as_bytes()).unwrap_err();
+        assert!(e.detail.contains("attributes"), "{}", e.detail);
+        let name = "n".repeat(100_000);
+        let e = parse(format!("<x>&{name};</x>").as_bytes()).unwrap_err();
+        assert!(e.detail.len() < 400, "{}", e.detail.len());
+    }
+
+    #[test]
+    fn names_xml_does_not_allow_are_written_with_underscores() {
+        let mut out = String::new();
+        write_children(
+            &mut out,
+            &json!({"\u{b5}": 1, "a\u{aa}\u{b2}b": 2, "\u{2460}x": 3, "\u{24b6}": 4, "\u{e9}t\u{e9}": 5, "\u{540d}\u{524d}": 6}),
+        );
+        assert_eq!(
+            out,
+            "<_>1</_><a__b>2</a__b><_x>3</_x><_>4</_><\u{e9}t\u{e9}>5</\u{e9}t\u{e9}><\u{540d}\u{524d}>6</\u{540d}\u{524d}>"
+        );
     }
 
     #[test]

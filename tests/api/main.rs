@@ -3,11 +3,13 @@
 mod architecture;
 mod cli;
 mod credentials;
+mod documents;
 mod errors;
 mod faults;
 mod fixtures;
 mod flow;
 mod helpers;
+mod hostile;
 mod load;
 mod persistence;
 mod postgres;
