@@ -8,11 +8,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-/// glibc's allocator was an eighth of the sidecar's CPU under load (many small, short-lived
-/// allocations across threads); mimalloc handles that pattern with far less work. See the benchmark
-/// section of the README.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use mastodon_sidecar::config::{process_environment, Settings};
 use mastodon_sidecar::{telemetry, Application};
 

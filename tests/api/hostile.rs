@@ -110,6 +110,12 @@ fn assert_classified(answer: &Answer, format: Format, code: &str, status: u16) {
     }
 }
 
+/// Each hostile request on a connection of its own. A debug build may decode a large body for seconds
+/// on the worker thread; actix's clock (refreshed by a task on that thread) is then stale, its
+/// keep-alive deadline already past when the answer goes out, and it closes the connection at once: a
+/// client reusing it would race the close (a broken pipe that says nothing about the decoder).
+const CLOSE: (&str, &str) = ("connection", "close");
+
 /// Sends `body` for `init` in `format`, as raw bytes: XML and SOAP bodies are given whole (root and
 /// all), so a test controls every byte. JSON goes to the REST path as JSON.
 async fn send(app: &TestApp, format: Format, body: impl Into<reqwest::Body>) -> Answer {
@@ -117,7 +123,7 @@ async fn send(app: &TestApp, format: Format, body: impl Into<reqwest::Body>) -> 
         Format::Json => {
             app.post_raw(
                 "/v1/operations/init",
-                &[("content-type", "application/json")],
+                &[("content-type", "application/json"), CLOSE],
                 body,
             )
             .await
@@ -125,7 +131,7 @@ async fn send(app: &TestApp, format: Format, body: impl Into<reqwest::Body>) -> 
         Format::Xml => {
             app.post_raw(
                 "/v1/operations/init",
-                &[("content-type", "application/xml; charset=UTF-8")],
+                &[("content-type", "application/xml; charset=UTF-8"), CLOSE],
                 body,
             )
             .await
@@ -136,6 +142,7 @@ async fn send(app: &TestApp, format: Format, body: impl Into<reqwest::Body>) -> 
                 &[
                     ("content-type", "text/xml; charset=UTF-8"),
                     ("SOAPAction", "\"urn:init\""),
+                    CLOSE,
                 ],
                 body,
             )
@@ -144,10 +151,13 @@ async fn send(app: &TestApp, format: Format, body: impl Into<reqwest::Body>) -> 
         Format::Soap12 => {
             app.post_raw(
                 "/soap",
-                &[(
-                    "content-type",
-                    "application/soap+xml; charset=UTF-8; action=\"urn:init\"",
-                )],
+                &[
+                    (
+                        "content-type",
+                        "application/soap+xml; charset=UTF-8; action=\"urn:init\"",
+                    ),
+                    CLOSE,
+                ],
                 body,
             )
             .await
@@ -647,44 +657,25 @@ async fn a_5_mib_text_node_within_a_raised_limit_is_answered() {
         s.server.max_body_bytes = 8 * 1024 * 1024
     })
     .await;
+    // Plain XML only: SOAP bodies go through the same parser, and each 5 MiB decode leaves tens of MiB
+    // in the allocator's arenas of this one test process (where `load::` measures RSS growth).
     let text = "a&amp;b ".repeat(5 * 1024 * 1024 / 8);
-    let inner = format!("<postStatus><status>{text}</status></postStatus>");
-    for format in XML_FORMATS {
-        let body = document(format, "", &inner);
-        let path_and_headers: (&str, Vec<(&str, &str)>) = match format {
-            Format::Xml => (
-                "/v1/operations/postStatus",
-                vec![("content-type", "application/xml")],
-            ),
-            Format::Soap11 => (
-                "/soap",
-                vec![
-                    ("content-type", "text/xml; charset=UTF-8"),
-                    ("SOAPAction", "\"urn:postStatus\""),
-                ],
-            ),
-            _ => (
-                "/soap",
-                vec![(
-                    "content-type",
-                    "application/soap+xml; charset=UTF-8; action=\"urn:postStatus\"",
-                )],
-            ),
-        };
-        let (answer, _) = timed(
-            &format!("a 5 MiB text node, {format:?}"),
-            BOUND,
-            app.post_raw(path_and_headers.0, &path_and_headers.1, body),
-        )
-        .await;
-        // No account is connected, so whatever the classification, it is not a crash or a bug.
-        assert!(!answer.code().is_empty(), "{format:?}: {}", answer.body);
-        assert_ne!(answer.code(), "internal", "{format:?}: {}", answer.body);
-        assert!(
-            answer.body.len() < 64 * 1024,
-            "{format:?}: the text came back"
-        );
-    }
+    let body = format!("<postStatus><status>{text}</status></postStatus>");
+    drop(text);
+    let (answer, _) = timed(
+        "a 5 MiB text node",
+        BOUND,
+        app.post_raw(
+            "/v1/operations/postStatus",
+            &[("content-type", "application/xml"), CLOSE],
+            body,
+        ),
+    )
+    .await;
+    // No account is connected, so whatever the classification, it is not a crash or a bug.
+    assert!(!answer.code().is_empty(), "{}", answer.body);
+    assert_ne!(answer.code(), "internal", "{}", answer.body);
+    assert!(answer.body.len() < 64 * 1024, "the text came back");
     // The same in JSON.
     let body = json!({"status": "ab ".repeat(5 * 1024 * 1024 / 3)}).to_string();
     let (answer, _) = timed(
@@ -692,13 +683,14 @@ async fn a_5_mib_text_node_within_a_raised_limit_is_answered() {
         BOUND,
         app.post_raw(
             "/v1/operations/postStatus",
-            &[("content-type", "application/json")],
+            &[("content-type", "application/json"), CLOSE],
             body,
         ),
     )
     .await;
     assert!(!answer.code().is_empty(), "{}", answer.body);
     assert_ne!(answer.code(), "internal", "{}", answer.body);
+    assert!(answer.body.len() < 64 * 1024, "the text came back");
     assert_still_serving(&app).await;
 }
 
