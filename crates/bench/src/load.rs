@@ -299,6 +299,26 @@ async fn open(
     })
 }
 
+/// How late a thread sleeping 1 ms at a time wakes up, over `duration` (µs): the machine's own
+/// floor under every latency measured at a fixed rate (on a virtual machine, the hypervisor's
+/// vCPU wake-up latency shows here).
+pub fn timer_wakeup_lateness(duration: Duration) -> Histogram<u64> {
+    std::thread::spawn(move || {
+        lower_timer_slack();
+        let mut h = stats::histogram();
+        let start = Instant::now();
+        let n = (duration.as_millis() as u64).max(1);
+        for i in 1..=n {
+            let at = start + Duration::from_millis(i);
+            sleep_until(at);
+            stats::record(&mut h, Instant::now().saturating_duration_since(at));
+        }
+        h
+    })
+    .join()
+    .unwrap_or_else(|_| stats::histogram())
+}
+
 /// The default timer slack (50 µs) would add to every scheduled send.
 #[allow(unsafe_code)]
 fn lower_timer_slack() {
@@ -325,6 +345,12 @@ mod tests {
             scheduled_at(t0, 3, 1),
             t0 + Duration::from_nanos(333_333_333)
         );
+    }
+
+    #[test]
+    fn timer_lateness_counts_every_wakeup() {
+        let h = timer_wakeup_lateness(Duration::from_millis(20));
+        assert_eq!(h.len(), 20);
     }
 
     /// Both loops against a tiny local HTTP server: counts, no errors, rates as asked.

@@ -254,9 +254,9 @@ pub fn cpu_seconds_all(pids: &[u32]) -> Option<f64> {
     pids.iter().map(|&p| cpu_seconds(p)).sum()
 }
 
-/// CPU seconds the whole machine has been busy (all CPUs: user, nice, system, irq, softirq,
-/// steal), from the text of `/proc/stat`.
-pub fn parse_machine_busy_ticks(stat: &str) -> Option<u64> {
+/// What the whole machine did, all CPUs together, in clock ticks: processes (user, nice, system),
+/// interrupts (irq, softirq), and what the hypervisor stole (steal). From `/proc/stat`'s text.
+pub fn parse_machine_ticks(stat: &str) -> Option<(u64, u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line
         .split_whitespace()
@@ -265,13 +265,15 @@ pub fn parse_machine_busy_ticks(stat: &str) -> Option<u64> {
         .collect::<Option<Vec<u64>>>()?;
     // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
     let get = |i: usize| v.get(i).copied().unwrap_or(0);
-    Some(get(0) + get(1) + get(2) + get(5) + get(6) + get(7))
+    Some((get(0) + get(1) + get(2), get(5) + get(6), get(7)))
 }
 
-/// CPU seconds the machine has been busy so far, all CPUs together.
-pub fn machine_busy_seconds() -> Option<f64> {
+/// CPU seconds so far, all CPUs together: processes, interrupts, stolen by the hypervisor.
+pub fn machine_seconds() -> Option<(f64, f64, f64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    Some(parse_machine_busy_ticks(&stat)? as f64 / clock_ticks() as f64)
+    let (busy, irq, steal) = parse_machine_ticks(&stat)?;
+    let hz = clock_ticks() as f64;
+    Some((busy as f64 / hz, irq as f64 / hz, steal as f64 / hz))
 }
 
 /// A `kB` line (`VmHWM`, `VmRSS`) of the text of `/proc/PID/status`, in KiB.
@@ -353,13 +355,10 @@ mod tests {
     }
 
     #[test]
-    fn machine_busy_time_leaves_out_idle_and_iowait() {
-        let stat = "cpu  100 5 50 9000 40 3 2 1 0 0\ncpu0 50 2 25 4500 20 1 1 0 0 0\n";
-        assert_eq!(
-            parse_machine_busy_ticks(stat),
-            Some(100 + 5 + 50 + 3 + 2 + 1)
-        );
-        assert!(machine_busy_seconds().unwrap() > 0.0);
+    fn machine_busy_time_leaves_out_idle_and_iowait_and_steal_is_apart() {
+        let stat = "cpu  100 5 50 9000 40 3 2 7 0 0\ncpu0 50 2 25 4500 20 1 1 0 0 0\n";
+        assert_eq!(parse_machine_ticks(stat), Some((100 + 5 + 50, 3 + 2, 7)));
+        assert!(machine_seconds().unwrap().0 > 0.0);
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub struct Measured {
     /// Peak RSS of the process under test during the run, KiB.
     pub peak_rss_kib: Option<u64>,
     /// CPU use during the run in % of one core: the process under test, the stand-in, the
-    /// generator, and everything else on the machine (other processes, the kernel's own work).
-    pub cpu_pct: Option<[f64; 4]>,
+    /// generator, other processes, interrupts, and what the hypervisor stole.
+    pub cpu_pct: Option<[f64; 6]>,
     /// Open loop: the generator's own send lag at p99, µs.
     pub send_lag_p99: Option<u64>,
 }
@@ -144,17 +144,18 @@ pub fn table(rows: &[Row]) -> String {
 pub fn cpu_table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| Row | under test | stand-in | load generator | everything else |\n|---|---:|---:|---:|---:|\n",
+        "| Row | under test | stand-in | load generator | other processes | interrupts | stolen by the hypervisor |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
         if let Ok(Measured {
-            cpu_pct: Some([under, standin, generator, other]),
+            cpu_pct: Some([under, standin, generator, other, irq, steal]),
             ..
         }) = &row.outcome
         {
             let _ = writeln!(
                 out,
-                "| {} | {} | {standin:.0} % | {generator:.0} % | {other:.0} % |",
+                "| {} | {} | {standin:.0} % | {generator:.0} % | {other:.0} % | {irq:.0} % | {steal:.0} % |",
                 row.name,
                 if i_is_direct(&row.name) {
                     "–".to_owned()

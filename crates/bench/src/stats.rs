@@ -61,6 +61,24 @@ impl RunStats {
     pub fn p(&self, pct: f64) -> Option<u64> {
         percentile_us(&self.latency, pct)
     }
+
+    /// Adds `other` (another slice of the same row and mode) to this.
+    pub fn merge(&mut self, other: &RunStats) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latency
+            .add(&other.latency)
+            .expect("histograms with the same bounds");
+        match (&mut self.send_lag, &other.send_lag) {
+            (Some(mine), Some(theirs)) => mine.add(theirs).expect("same bounds"),
+            (None, Some(theirs)) => self.send_lag = Some(theirs.clone()),
+            _ => {}
+        }
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
 }
 
 /// The median of `samples` (the mean of the two middle ones for an even count).
@@ -131,6 +149,33 @@ mod tests {
             first_error: None,
         };
         assert!((stats.rps() - 2000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn slices_merge_into_one_run() {
+        let slice = |ok: u64, us: u64| {
+            let mut latency = histogram();
+            for _ in 0..ok {
+                record(&mut latency, Duration::from_micros(us));
+            }
+            RunStats {
+                ok,
+                errors: 1,
+                elapsed: Duration::from_secs(1),
+                latency,
+                send_lag: Some(histogram()),
+                first_error: (us > 100).then(|| format!("slow {us}")),
+            }
+        };
+        let mut total = slice(100, 50);
+        total.merge(&slice(300, 500));
+        assert_eq!(total.ok, 400);
+        assert_eq!(total.errors, 2);
+        assert_eq!(total.elapsed, Duration::from_secs(2));
+        assert!((total.rps() - 200.0).abs() < 1e-9);
+        assert_eq!(total.p(25.0), Some(50));
+        assert_eq!(total.p(50.0), Some(500));
+        assert_eq!(total.first_error.as_deref(), Some("slow 500"));
     }
 
     #[test]
