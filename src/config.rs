@@ -200,6 +200,10 @@ pub struct ConnectionSettings {
     /// slot, then gets `overloaded`.
     #[serde(default = "default_connection_max_in_flight")]
     pub max_in_flight: usize,
+    /// Corrections to what the sidecar derives from the server's software (nodeinfo): any fact of
+    /// `mastodon::Capabilities`, e.g. `honours_idempotency_key = false`.
+    #[serde(default)]
+    pub capabilities: crate::mastodon::CapabilityOverrides,
 }
 
 pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
@@ -248,6 +252,7 @@ impl ConnectionSettings {
             max_rate_limit_wait_s: default_max_rate_limit_wait_s(),
             max_retries: default_max_retries(),
             max_in_flight: default_connection_max_in_flight(),
+            capabilities: Default::default(),
         }
     }
 }

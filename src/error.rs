@@ -26,12 +26,18 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// The sidecar's own bound on calls in flight is reached (an addition to the contract's table).
     Overloaded,
+    /// The same post (connection and idempotency key) is being sent by another call right now.
+    InProgress,
+    /// A post may or may not exist: the server's answer was lost and it cannot be told yet.
+    OutcomeUnknown,
+    /// The server answered success but dropped or changed what the caller asked for.
+    UpstreamIgnored,
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, for tests and documents that walk the table.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::InvalidRequest,
         ErrorKind::ValidationFailed,
         ErrorKind::Unauthenticated,
@@ -46,6 +52,9 @@ impl ErrorKind {
         ErrorKind::UpstreamUnavailable,
         ErrorKind::UpstreamTimeout,
         ErrorKind::Overloaded,
+        ErrorKind::InProgress,
+        ErrorKind::OutcomeUnknown,
+        ErrorKind::UpstreamIgnored,
         ErrorKind::Internal,
     ];
 
@@ -66,6 +75,9 @@ impl ErrorKind {
             ErrorKind::UpstreamUnavailable => "upstream_unavailable",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::Overloaded => "overloaded",
+            ErrorKind::InProgress => "in_progress",
+            ErrorKind::OutcomeUnknown => "outcome_unknown",
+            ErrorKind::UpstreamIgnored => "upstream_ignored",
             ErrorKind::Internal => "internal",
         }
     }
@@ -87,6 +99,9 @@ impl ErrorKind {
             ErrorKind::UpstreamUnavailable => 502,
             ErrorKind::UpstreamTimeout => 504,
             ErrorKind::Overloaded => 503,
+            ErrorKind::InProgress => 409,
+            ErrorKind::OutcomeUnknown => 502,
+            ErrorKind::UpstreamIgnored => 502,
             ErrorKind::Internal => 500,
         }
     }
@@ -99,6 +114,8 @@ impl ErrorKind {
                 | ErrorKind::UpstreamUnavailable
                 | ErrorKind::UpstreamTimeout
                 | ErrorKind::Overloaded
+                | ErrorKind::OutcomeUnknown
+                | ErrorKind::UpstreamIgnored
                 | ErrorKind::Internal
         )
     }
@@ -120,6 +137,9 @@ impl ErrorKind {
             ErrorKind::UpstreamUnavailable => "Mastodon is unavailable",
             ErrorKind::UpstreamTimeout => "Mastodon did not answer in time",
             ErrorKind::Overloaded => "The sidecar is at capacity",
+            ErrorKind::InProgress => "The same post is being sent",
+            ErrorKind::OutcomeUnknown => "The post may exist",
+            ErrorKind::UpstreamIgnored => "The server ignored part of the request",
             ErrorKind::Internal => "Internal error",
         }
     }
@@ -155,6 +175,10 @@ pub struct Error {
     pub retry_after: Option<u64>,
     /// A SOAP fault code that overrides Client/Server, e.g. `MustUnderstand`.
     pub soap_fault_code: Option<&'static str>,
+    /// The request may have been processed by the server and no answer says how: a timeout or a
+    /// broken exchange after sending, or a gateway's 502/503/504. A write that failed so must be
+    /// resolved (was it created?) before it is sent again.
+    pub in_doubt: bool,
 }
 
 impl Error {
@@ -165,6 +189,7 @@ impl Error {
             upstream: None,
             retry_after: None,
             soap_fault_code: None,
+            in_doubt: false,
         }
     }
 

@@ -5,6 +5,7 @@
 //! about callers' wire formats; nothing outside knows Mastodon's paths.
 
 pub mod address;
+pub mod capabilities;
 mod client;
 mod instance;
 pub mod resilience;
@@ -12,4 +13,5 @@ pub mod resilience;
 pub use client::format_unix;
 pub(crate) use client::unix_now;
 pub use client::{Endpoint, MastodonClient, RateLimit};
+pub use capabilities::{Capabilities, CapabilityOverrides, LengthRule, Software};
 pub use instance::InstanceInfo;
