@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::capabilities::{Capabilities, Software};
 use super::client::{unix_now, Endpoint, MastodonClient};
 use crate::error::Result;
 
@@ -27,6 +28,13 @@ pub struct InstanceInfo {
     pub poll_max_expiration: Option<u64>,
     /// Whether the server takes PKCE S256 (from the discovery document).
     pub pkce: bool,
+    /// The software behind the server (nodeinfo), and what follows from it.
+    #[serde(default = "Software::unknown")]
+    pub software: Software,
+    /// The server's capabilities: derived from `software`, PKCE from the discovery document, then
+    /// the connection's configured overrides.
+    #[serde(default)]
+    pub capabilities: Capabilities,
     /// Unix seconds of the probe.
     pub probed_at: i64,
 }
@@ -100,6 +108,8 @@ impl InstanceInfo {
             poll_min_expiration: polls["min_expiration"].as_u64(),
             poll_max_expiration: polls["max_expiration"].as_u64(),
             pkce: false,
+            software: Software::unknown(),
+            capabilities: Capabilities::conservative(),
             probed_at: unix_now(),
         }
     }
