@@ -200,6 +200,11 @@ pub struct ConnectionSettings {
     /// slot, then gets `overloaded`.
     #[serde(default = "default_connection_max_in_flight")]
     pub max_in_flight: usize,
+    /// How long after a post's answer was lost a status that has not shown up among the account's
+    /// statuses is taken as never created, and sent again (milliseconds). Default: three times
+    /// `timeout_ms`, so a request the server stalled on cannot still create it.
+    #[serde(default)]
+    pub doubt_settle_ms: Option<u64>,
     /// Corrections to what the sidecar derives from the server's software (nodeinfo): any fact of
     /// `mastodon::Capabilities`, e.g. `honours_idempotency_key = false`.
     #[serde(default)]
@@ -253,7 +258,14 @@ impl ConnectionSettings {
             max_retries: default_max_retries(),
             max_in_flight: default_connection_max_in_flight(),
             capabilities: Default::default(),
+            doubt_settle_ms: None,
         }
+    }
+
+    /// [`ConnectionSettings::doubt_settle_ms`], or its default derived from `timeout_ms`.
+    pub fn doubt_settle_ms(&self) -> u64 {
+        self.doubt_settle_ms
+            .unwrap_or_else(|| self.timeout_ms.saturating_mul(3))
     }
 }
 
@@ -558,6 +570,14 @@ impl Settings {
                     key("connect_timeout_ms"),
                     "must not exceed timeout_ms".into(),
                 );
+            }
+            if let Some(settle) = conn.doubt_settle_ms {
+                if !(100..=3_600_000).contains(&settle) {
+                    add(
+                        key("doubt_settle_ms"),
+                        "must be from 100 to 3600000 (an hour)".into(),
+                    );
+                }
             }
         }
         if problems.is_empty() {

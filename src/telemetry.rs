@@ -40,43 +40,90 @@ where
     let _ = result;
 }
 
-/// The caller's correlation id when it is usable, else a fresh one.
-pub fn correlation_id<'a>(header: impl Fn(&str) -> Option<&'a str>) -> String {
+/// The caller's correlation id, else a fresh one.
+///
+/// Whatever the caller sent is kept as its identity: an ESB resends a message with the same id, and
+/// the derived idempotency key must come out the same. An id that is not short and printable
+/// (spaces, `#`, braces, non-ASCII, over 128 bytes) cannot be copied into headers and logs as it is,
+/// so it is sanitised deterministically: its printable part, then `~` and a hash of all its bytes.
+/// The same raw id always gives the same sanitised one, and two raw ids differ in it too.
+pub fn correlation_id<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> String {
     CORRELATION_HEADERS
         .iter()
         .filter_map(|name| header(name))
-        .map(str::trim)
-        .find(|v| is_acceptable_correlation_id(v))
-        .map(str::to_owned)
+        .map(|v| v.trim_ascii())
+        .find(|v| !v.is_empty())
+        .map(sanitised)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// How much of an unusable id's printable part is kept before the hash.
+const SANITISED_PREFIX: usize = 64;
+
+fn sanitised(raw: &[u8]) -> String {
+    if is_acceptable_correlation_id(raw) {
+        // Checked: ASCII only.
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    use sha2::{Digest, Sha256};
+    let prefix: String = raw
+        .iter()
+        .filter(|b| is_acceptable_byte(**b))
+        .take(SANITISED_PREFIX)
+        .map(|b| char::from(*b))
+        .collect();
+    let hash = hex::encode(Sha256::digest(raw));
+    format!("{prefix}~{}", &hash[..32])
+}
+
+fn is_acceptable_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b)
+}
+
 /// Short and printable: it is copied into headers, logs and bodies, so nothing that could break them.
-fn is_acceptable_correlation_id(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+fn is_acceptable_correlation_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.iter().all(|b| is_acceptable_byte(*b))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn activityid_wins_over_the_other_headers() {
-        let headers = [("activityid", "mi-1"), ("x-request-id", "r-2")];
-        let get = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        assert_eq!(correlation_id(get), "mi-1");
+    fn id_of(headers: &[(&str, &[u8])]) -> String {
+        correlation_id(|name| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
     }
 
     #[test]
-    fn an_unusable_id_is_replaced_by_a_fresh_one() {
-        let headers = [("x-correlation-id", "evil\"<id>\n")];
-        let get = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        let id = correlation_id(get);
-        assert_ne!(id, "evil\"<id>\n");
-        assert_eq!(id.len(), 36);
+    fn activityid_wins_over_the_other_headers() {
+        assert_eq!(
+            id_of(&[("activityid", b"mi-1"), ("x-request-id", b"r-2")]),
+            "mi-1"
+        );
+    }
+
+    #[test]
+    fn an_unprintable_id_is_sanitised_the_same_way_every_time() {
+        for raw in [
+            &b"evil\"<id>\n"[..],
+            b"order 1042 #retry",
+            b"{urn:uuid}",
+            "caf\u{e9}-1".as_bytes(),
+            &[b'a'; 200],
+        ] {
+            let id = id_of(&[("activityid", raw)]);
+            assert_eq!(id, id_of(&[("activityid", raw)]), "{raw:?}");
+            assert!(id.len() <= 128 && id.bytes().all(is_acceptable_byte_or_tilde), "{id}");
+        }
+        assert_ne!(
+            id_of(&[("activityid", b"order 1")]),
+            id_of(&[("activityid", b"order 2")])
+        );
+        // Without any id, a fresh one each time.
+        assert_ne!(id_of(&[]), id_of(&[]));
+        assert_eq!(id_of(&[("activityid", b"  ")]).len(), 36);
+    }
+
+    fn is_acceptable_byte_or_tilde(b: u8) -> bool {
+        b == b'~' || is_acceptable_byte(b)
     }
 }

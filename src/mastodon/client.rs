@@ -58,6 +58,9 @@ macro_rules! endpoint {
 impl Endpoint {
     endpoint!(INSTANCE_V2, "GET", "/api/v2/instance", true);
     endpoint!(INSTANCE_V1, "GET", "/api/v1/instance", true);
+    endpoint!(NODEINFO_WELL_KNOWN, "GET", "/.well-known/nodeinfo", true);
+    // The document's path comes from the links; the label stays one template.
+    endpoint!(NODEINFO, "GET", "/nodeinfo", true);
     endpoint!(
         OAUTH_METADATA,
         "GET",
@@ -77,6 +80,9 @@ impl Endpoint {
     );
     // Idempotent because every post carries an Idempotency-Key (see operations/post_status.rs).
     endpoint!(POST_STATUS, "POST", "/api/v1/statuses", true);
+    // Read to resolve a post whose answer was lost (operations/post_once.rs).
+    endpoint!(ACCOUNT_STATUSES, "GET", "/api/v1/accounts/:id/statuses", true);
+    endpoint!(SCHEDULED_STATUSES, "GET", "/api/v1/scheduled_statuses", true);
 }
 
 /// What the `X-RateLimit-*` headers of one answer said.

@@ -3,12 +3,13 @@
 //! Mastodon-compatible servers differ. The character limit is 500 on stock Mastodon and anything on
 //! others; PKCE exists from Mastodon 4.3 on. So `init` asks `/api/v2/instance`, falls back to
 //! `/api/v1/instance` (where some forks put `max_toot_chars`), and reads the OAuth discovery document
-//! for PKCE support instead of guessing from version strings.
+//! for PKCE support instead of guessing from version strings. Nodeinfo names the software, from
+//! which [`Capabilities`] follow (see `capabilities.rs`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::capabilities::{Capabilities, Software};
+use super::capabilities::{Capabilities, CapabilityOverrides, Software};
 use super::client::{unix_now, Endpoint, MastodonClient};
 use crate::error::Result;
 
@@ -43,11 +44,25 @@ pub struct InstanceInfo {
 const DEFAULT_URL_COST: u64 = 23;
 
 impl InstanceInfo {
-    /// Probes the server: instance v2, else v1, and the OAuth discovery document.
-    pub async fn probe(client: &MastodonClient) -> Result<InstanceInfo> {
-        let mut info = match client.get_optional(Endpoint::INSTANCE_V2).await? {
-            Some(v2) => Self::from_v2(client.base().as_str(), &v2),
-            None => {
+    /// Probes the server: instance v2, else v1; the OAuth discovery document (PKCE); nodeinfo (the
+    /// software, and so the capabilities), with the connection's overrides applied last.
+    ///
+    /// `/api/v2/instance` failing in any way (5xx as Takahē before set-up, 404 text as Hollo's, absent
+    /// as on snac, a body that is not JSON) falls back to v1; only v1 failing fails the probe.
+    pub async fn probe(
+        client: &MastodonClient,
+        overrides: &CapabilityOverrides,
+    ) -> Result<InstanceInfo> {
+        let mut info = match client.get(Endpoint::INSTANCE_V2, None).await {
+            Ok(v2) if v2.is_object() => Self::from_v2(client.base().as_str(), &v2),
+            outcome => {
+                if let Err(e) = &outcome {
+                    tracing::info!(
+                        code = e.kind.code(),
+                        status = e.upstream.as_ref().map(|u| u.status),
+                        "no usable /api/v2/instance; reading /api/v1/instance"
+                    );
+                }
                 let v1 = client.get(Endpoint::INSTANCE_V1, None).await?;
                 Self::from_v1(client.base().as_str(), &v1)
             }
@@ -65,6 +80,12 @@ impl InstanceInfo {
                 false
             }
         };
+        info.software = read_software(client).await;
+        let mut caps = Capabilities::for_software(&info.software.name);
+        // The discovery document is the server's own word on PKCE; the table only guesses.
+        caps.pkce = info.pkce;
+        info.capabilities = caps.with_overrides(overrides);
+        info.pkce = info.capabilities.pkce;
         Ok(info)
     }
 
@@ -115,6 +136,79 @@ impl InstanceInfo {
     }
 }
 
+/// The discovery document of nodeinfo, and the route label of the document it links to.
+const NODEINFO_LINKS: Endpoint = Endpoint::NODEINFO_WELL_KNOWN;
+const NODEINFO_DOCUMENT: Endpoint = Endpoint::NODEINFO;
+
+/// The software from nodeinfo, or `unknown` when the server serves none (never an error: the
+/// conservative capabilities are the answer to not knowing).
+async fn read_software(client: &MastodonClient) -> Software {
+    let links = match client.get_optional(NODEINFO_LINKS).await {
+        Ok(Some(links)) => links,
+        Ok(None) => return Software::unknown(),
+        Err(e) => {
+            tracing::info!(code = e.kind.code(), "no nodeinfo; the server's software is unknown");
+            return Software::unknown();
+        }
+    };
+    let Some(path) = nodeinfo_path(&links) else {
+        tracing::info!("nodeinfo links name no usable document; the server's software is unknown");
+        return Software::unknown();
+    };
+    match client.get_path(NODEINFO_DOCUMENT, &path, None).await {
+        Ok(doc) => software_of(&doc),
+        Err(e) => {
+            tracing::info!(code = e.kind.code(), "the nodeinfo document failed; the server's software is unknown");
+            Software::unknown()
+        }
+    }
+}
+
+/// The path of the newest nodeinfo document the links name. Only the path (and query) is kept:
+/// it is fetched from the configured instance, never from the host a link names (Takahē's links
+/// carry its public domain, and a hostile server could name any host).
+fn nodeinfo_path(links: &Value) -> Option<String> {
+    let mut best: Option<(String, String)> = None;
+    for link in links["links"].as_array()? {
+        let rel = link["rel"].as_str().unwrap_or_default();
+        let Some(href) = link["href"].as_str() else {
+            continue;
+        };
+        if !rel.starts_with("http://nodeinfo.diaspora.software/ns/schema/") {
+            continue;
+        }
+        let path = match url::Url::parse(href) {
+            Ok(url) => match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            },
+            // A relative reference: a path on the instance itself.
+            Err(_) if href.starts_with('/') && !href.starts_with("//") => href.to_owned(),
+            Err(_) => continue,
+        };
+        if best.as_ref().is_none_or(|(r, _)| rel > r.as_str()) {
+            best = Some((rel.to_owned(), path));
+        }
+    }
+    best.map(|(_, path)| path)
+}
+
+fn software_of(doc: &Value) -> Software {
+    let name = doc["software"]["name"]
+        .as_str()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty() && n.len() <= 64);
+    match name {
+        Some(name) => Software {
+            name,
+            version: doc["software"]["version"]
+                .as_str()
+                .map(|v| v.chars().take(64).collect()),
+        },
+        None => Software::unknown(),
+    }
+}
+
 fn supports_s256(doc: &Value) -> bool {
     doc["code_challenge_methods_supported"]
         .as_array()
@@ -146,6 +240,28 @@ mod tests {
         assert_eq!(info.max_characters, Some(640));
         let info = InstanceInfo::from_v1("u", &json!({"uri": "a.example"}));
         assert_eq!(info.max_characters, None);
+    }
+
+    #[test]
+    fn nodeinfo_is_read_from_the_configured_instance_whatever_host_the_link_names() {
+        let links = json!({"links": [
+            {"rel": "http://nodeinfo.diaspora.software/ns/schema/2.0", "href": "https://takahe.test/nodeinfo/2.0/"},
+            {"rel": "http://nodeinfo.diaspora.software/ns/schema/2.1", "href": "https://evil.example/nodeinfo_2_1?x=1"},
+            {"rel": "self", "href": "/elsewhere"}]});
+        assert_eq!(nodeinfo_path(&links).as_deref(), Some("/nodeinfo_2_1?x=1"));
+        let relative = json!({"links": [{"rel": "http://nodeinfo.diaspora.software/ns/schema/2.0", "href": "/nodeinfo/2.0"}]});
+        assert_eq!(nodeinfo_path(&relative).as_deref(), Some("/nodeinfo/2.0"));
+        let protocol_relative = json!({"links": [{"rel": "http://nodeinfo.diaspora.software/ns/schema/2.0", "href": "//evil.example/x"}]});
+        assert_eq!(nodeinfo_path(&protocol_relative), None);
+        assert_eq!(nodeinfo_path(&json!({})), None);
+    }
+
+    #[test]
+    fn the_software_name_is_lower_cased_and_bounded() {
+        let s = software_of(&json!({"software": {"name": "GoToSocial", "version": "0.20.0-rc1"}}));
+        assert_eq!(s.name, "gotosocial");
+        assert_eq!(s.version.as_deref(), Some("0.20.0-rc1"));
+        assert_eq!(software_of(&json!({"software": {}})), Software::unknown());
     }
 
     #[test]

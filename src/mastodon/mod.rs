@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod capabilities;
+pub mod form;
 mod client;
 mod instance;
 pub mod resilience;

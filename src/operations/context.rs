@@ -26,8 +26,10 @@ use crate::store::{Store, TokenKind};
 /// How old a stored probe may be before `init` probes again. Limits rarely change, and MI flows call
 /// `init` before every operation: probing each time would spend the caller's rate limit for nothing.
 const INIT_PROBE_MAX_AGE: Duration = Duration::from_secs(5 * 60);
-/// How old a probe may be for the checks `postStatus` makes before calling out.
-const CHECK_PROBE_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// How old a probe may be for the checks `postStatus` makes before calling out. Minutes, not a day:
+/// an administrator who raises the limit should not see posts refused for long. A limit that would
+/// refuse a post is read again once anyway ([`Core::refresh_instance_info`]).
+const CHECK_PROBE_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 /// Inline connections are named by callers; bound them so the metric labels stay bounded.
 const MAX_INLINE_CONNECTIONS: usize = 32;
 
@@ -45,6 +47,8 @@ pub struct Connection {
     /// the store every time. Cleared here on every change; other replicas see a change within
     /// [`TOKEN_CACHE_TTL`].
     token_cache: RwLock<Option<(SecretString, Instant)>>,
+    /// The id of the token's account, once asked (resolving a lost post reads its statuses).
+    account_id: RwLock<Option<String>>,
 }
 
 impl Connection {
@@ -68,6 +72,7 @@ impl Connection {
     /// Forgets the cached token: the stored one changed (obtained, revoked, deleted).
     pub fn token_changed(&self) {
         self.cache_token(None);
+        *self.account_id.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -90,6 +95,8 @@ pub struct Core {
     connections: RwLock<HashMap<String, Arc<Connection>>>,
     /// One circuit breaker per instance, shared by its connections.
     breakers: Breakers,
+    /// This process, as the owner of the ledger claims it makes (random per start).
+    owner: String,
 }
 
 impl Core {
@@ -109,6 +116,7 @@ impl Core {
                     probe: RwLock::new(None),
                     pinned_token_revoked_at: AtomicI64::new(0),
                     token_cache: RwLock::new(None),
+                    account_id: RwLock::new(None),
                 }),
             );
         }
@@ -118,6 +126,7 @@ impl Core {
             metrics,
             connections: RwLock::new(connections),
             breakers,
+            owner: uuid::Uuid::new_v4().to_string(),
         })
     }
 
@@ -200,6 +209,7 @@ impl Core {
             probe: RwLock::new(None),
             pinned_token_revoked_at: AtomicI64::new(0),
             token_cache: RwLock::new(None),
+            account_id: RwLock::new(None),
         });
         let mut connections = self.connections.write().unwrap_or_else(|p| p.into_inner());
         let inline_count = connections.values().filter(|c| c.inline).count();
@@ -219,6 +229,16 @@ impl Core {
         } else {
             CHECK_PROBE_MAX_AGE
         };
+        self.instance_info_within(conn, max_age).await
+    }
+
+    /// Probes again now, whatever is cached: a cached limit is about to refuse a post, and the
+    /// server may have changed it since.
+    pub async fn refresh_instance_info(&self, conn: &Connection) -> Result<InstanceInfo> {
+        self.instance_info_within(conn, Duration::ZERO).await
+    }
+
+    async fn instance_info_within(&self, conn: &Connection, max_age: Duration) -> Result<InstanceInfo> {
         let now = crate::mastodon::unix_now();
         let fresh = |info: &InstanceInfo| {
             info.url == conn.instance_url() && now - info.probed_at < max_age.as_secs() as i64
@@ -233,7 +253,7 @@ impl Core {
                 return Ok(info);
             }
         }
-        let info = InstanceInfo::probe(&conn.client).await?;
+        let info = InstanceInfo::probe(&conn.client, &conn.settings.capabilities).await?;
         if !conn.inline {
             self.store.put_instance(&conn.name, &info).await?;
         }
@@ -413,6 +433,43 @@ impl Core {
     /// Adds `client_secret` / `access_token` to a result only where `expose_secrets` allows it.
     pub fn expose_secrets(&self) -> bool {
         self.settings.security.expose_secrets
+    }
+
+    /// This process's identity as a ledger owner.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The id of the account behind `token`: cached, else asked with verify_credentials.
+    pub async fn account_id(&self, conn: &Connection, token: &SecretString) -> Result<String> {
+        if let Some(id) = conn
+            .account_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(id);
+        }
+        let account = conn
+            .client
+            .get(crate::mastodon::Endpoint::VERIFY_CREDENTIALS, Some(token))
+            .await?;
+        let id = super::status_match::id_text(&account["id"]).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "the server's Account has no id",
+            )
+        })?;
+        *conn.account_id.write().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+        Ok(id)
+    }
+
+    /// How messages name the connection's server: its software, or "the server".
+    pub async fn software_name(&self, conn: &Connection) -> String {
+        match conn.probe.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(info) => info.software.display().to_owned(),
+            None => "the server".to_owned(),
+        }
     }
 }
 

@@ -15,9 +15,11 @@ pub(crate) mod get_token;
 pub mod health;
 mod init;
 pub mod params;
+mod post_once;
 mod post_status;
 mod revoke_token;
 pub mod status_length;
+pub mod status_match;
 mod verify_credentials;
 
 use serde::de::DeserializeOwned;
@@ -287,6 +289,14 @@ const POST_STATUS_PARAMS: &[Param] = &[
     Param::text(
         "idempotency_key",
         "Makes a retried post post once (derived from the correlation id when absent)",
+    ),
+    Param::text(
+        "content_type",
+        "GoToSocial and Mitra: text/plain, text/markdown or text/html",
+    ),
+    Param::bool(
+        "local_only",
+        "GoToSocial: keep the status on this server, not federated",
     ),
 ];
 

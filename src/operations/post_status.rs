@@ -1,19 +1,26 @@
-//! `postStatus`: publish (or schedule) a status, once.
+//! `postStatus`: publish (or schedule) a status, once, and as asked.
 //!
 //! What the server would refuse is refused here first, against the limits the server itself
-//! published (never a hard-coded 500). Every post carries an `Idempotency-Key`: the caller's, or one
-//! derived from the correlation id and the status's parameters, so an ESB that retries the same
-//! message posts it once, while different statuses in one flow still post separately.
+//! published (never a hard-coded 500) and the rule its software counts by; a limit that would refuse
+//! is read again once first. What the server is known to drop or change (its capabilities:
+//! scheduling, Mitra's `unlisted` and `spoiler_text`, Takahē's `language`) is refused before
+//! sending, with what to do; whatever else it drops is found in its answer and reported
+//! (`upstream_ignored`). The body goes as a form with bracket keys, which every server reads.
+//! Sending, and exactly-once, live in `post_once.rs`. Every post carries a key: the caller's, or
+//! one derived from the connection, the correlation id and the parameters, so an ESB that retries
+//! the same message posts it once, while different statuses in one flow still post separately.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::context::{object, Core};
+use super::post_once::{post_once, Post};
 use super::status_length::countable_length;
+use super::status_match::Expected;
 use super::{params, CallContext};
 use crate::error::{Error, Result};
-use crate::mastodon::{Endpoint, InstanceInfo};
+use crate::mastodon::{InstanceInfo, LengthRule};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +47,10 @@ pub struct PostStatusParams {
     pub scheduled_at: Option<String>,
     #[serde(default, deserialize_with = "params::opt_string")]
     pub idempotency_key: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_string")]
+    pub content_type: Option<String>,
+    #[serde(default, deserialize_with = "params::opt_bool")]
+    pub local_only: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -57,34 +68,139 @@ pub struct PollParams {
 
 const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];
 
+/// The longest `idempotency_key` taken.
+const MAX_KEY_LEN: usize = 256;
+
 pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     // Fail fast without a (working) token, before probing anything.
     let token = core.require_user_token(&conn).await?;
-    let info = core.instance_info_if_known(&conn).await;
-    let body = validated_body(&p, info.as_ref())?;
-    let key = match &p.idempotency_key {
-        Some(key) if key.len() > 256 => {
-            return Err(Error::invalid("idempotency_key is at most 256 characters"))
+    let caller_key = checked_key(p.idempotency_key.as_deref())?;
+    let mut info = core.instance_info_if_known(&conn).await;
+    let body = match validated_body(&p, info.as_ref()) {
+        // A limit read a while ago may have been raised since: read it again once before refusing.
+        Err(e) if info.is_some() && e.detail.contains(LIMIT_REFUSAL) => {
+            info = core.refresh_instance_info(&conn).await.ok();
+            validated_body(&p, info.as_ref())?
         }
-        Some(key) => key.clone(),
+        other => other?,
+    };
+    if let Some(info) = &info {
+        refuse_what_the_server_drops(&p, info)?;
+    }
+    let fingerprint = fingerprint(&body);
+    let key = match caller_key {
+        Some(key) => key.to_owned(),
         None => derived_idempotency_key(&conn.name, &call.correlation_id, &body),
     };
-    let client = &conn.client;
-    core.use_user_token(&conn, token, |token| async move {
-        client
-            .post_json(
-                Endpoint::POST_STATUS,
-                Some(&token),
-                &body,
-                &[("Idempotency-Key", key)],
-            )
-            .await
-    })
-    .await
+    let expected = expected(&p);
+    let post = Post {
+        conn: &conn,
+        key: &key,
+        header_key: header_key(&key),
+        fingerprint,
+        body: &body,
+        expected: &expected,
+    };
+    post_once(core, &post, token).await
 }
 
-/// Checks the parameters against Mastodon's rules and the server's limits, and builds the JSON body.
+/// The caller's key, checked: it goes into a header and the ledger, so no control characters.
+fn checked_key(key: Option<&str>) -> Result<Option<&str>> {
+    let Some(key) = key else { return Ok(None) };
+    if key.chars().count() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "idempotency_key is at most {MAX_KEY_LEN} characters"
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "idempotency_key holds a control character (CR, LF, NUL, ...); use printable text",
+        ));
+    }
+    Ok(Some(key))
+}
+
+/// The header form of a key: as it is when it is printable ASCII, else a hash of it (a header
+/// cannot carry other bytes; the ledger keeps the key itself).
+fn header_key(key: &str) -> String {
+    if key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        key.to_owned()
+    } else {
+        format!("sidecar-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..40])
+    }
+}
+
+fn fingerprint(body: &Value) -> String {
+    hex::encode(Sha256::digest(body.to_string().as_bytes()))
+}
+
+fn expected(p: &PostStatusParams) -> Expected {
+    Expected {
+        status: p.status.clone().unwrap_or_default(),
+        spoiler_text: p.spoiler_text.clone(),
+        visibility: p.visibility.clone(),
+        in_reply_to_id: p.in_reply_to_id.clone(),
+        poll_options: p.poll.as_ref().and_then(|poll| poll.options.clone()),
+        media_count: p.media_ids.as_ref().map_or(0, Vec::len),
+        language: p.language.clone(),
+        sensitive: p.sensitive,
+        scheduled: p.scheduled_at.is_some(),
+    }
+}
+
+/// Refuses, before anything is sent, what this server's software is known to drop or change with
+/// a 200. Servers nobody described are not refused anything: their answer is checked instead.
+fn refuse_what_the_server_drops(p: &PostStatusParams, info: &InstanceInfo) -> Result<()> {
+    let caps = &info.capabilities;
+    let name = info.software.display();
+    let known = info.software.name != "unknown";
+    let refuse = |what: String| Err(Error::validation(what));
+    if p.scheduled_at.is_some() && !caps.scheduling {
+        return refuse(format!(
+            "{name} ignores scheduled_at and would publish the status at once; post it at the time instead"
+        ));
+    }
+    if p.spoiler_text.as_deref().is_some_and(|s| !s.trim().is_empty()) && !caps.spoiler_text {
+        return refuse(format!(
+            "{name} drops spoiler_text (the content warning); leave it out, or put the warning in the text"
+        ));
+    }
+    if let Some(visibility) = &p.visibility {
+        if known && !caps.keeps_visibility(visibility) {
+            let mut kept: Vec<&str> = VISIBILITIES
+                .into_iter()
+                .filter(|v| caps.keeps_visibility(v))
+                .collect();
+            kept.extend(caps.extra_visibilities.iter().map(String::as_str));
+            return refuse(format!(
+                "{name} does not keep visibility {visibility:?} (it would store another); it keeps {}",
+                kept.join(", ")
+            ));
+        }
+    }
+    if p.language.is_some() && !caps.language {
+        return refuse(format!(
+            "{name} does not keep `language` (it would store its own); leave it out"
+        ));
+    }
+    for (param, given) in [
+        ("content_type", p.content_type.is_some()),
+        ("local_only", p.local_only.is_some()),
+    ] {
+        if given && known && !caps.extra_status_params.iter().any(|x| x == param) {
+            return refuse(format!(
+                "{name} does not take `{param}` (GoToSocial and Mitra do); leave it out"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Marks a refusal that came from a cached limit, so the limit can be read again once.
+const LIMIT_REFUSAL: &str = "the server's limit";
+
+/// Checks the parameters against Mastodon's rules and the server's limits, and builds the body.
 fn validated_body(p: &PostStatusParams, info: Option<&InstanceInfo>) -> Result<Value> {
     let status = p.status.as_deref().unwrap_or("");
     let media = p.media_ids.as_deref().unwrap_or(&[]);
@@ -102,11 +218,9 @@ fn validated_body(p: &PostStatusParams, info: Option<&InstanceInfo>) -> Result<V
         return Err(Error::validation(format!("media id {id:?} is blank")));
     }
     if let Some(visibility) = &p.visibility {
-        // Forks (Akkoma, Pleroma, GoToSocial) add their own visibilities; only stock Mastodon is held
-        // to its four. Their version string says "compatible".
-        let stock = info
-            .and_then(|i| i.version.as_deref())
-            .is_none_or(|v| !v.contains("compatible"));
+        // Other servers add their own visibilities: only a server known to be Mastodon is held to
+        // its four (the others are checked against their capabilities, or left to the server).
+        let stock = info.is_some_and(|i| i.software.name == "mastodon");
         if stock && !VISIBILITIES.contains(&visibility.as_str()) {
             return Err(Error::validation(format!(
                 "visibility {visibility:?} is not one of {}",
@@ -115,21 +229,11 @@ fn validated_body(p: &PostStatusParams, info: Option<&InstanceInfo>) -> Result<V
         }
     }
     if let Some(info) = info {
-        if let Some(max) = info.max_characters {
-            let spoiler = p.spoiler_text.as_deref().unwrap_or("");
-            let length = countable_length(spoiler, status, info.characters_reserved_per_url);
-            if length > max {
-                return Err(Error::validation(format!(
-                    "the status is {length} characters (spoiler_text included, each URL counting {}); {} allows {max}",
-                    info.characters_reserved_per_url,
-                    info.domain.as_deref().unwrap_or("the server"),
-                )));
-            }
-        }
+        check_length(p, status, info)?;
         if let Some(max) = info.max_media_attachments {
             if media.len() as u64 > max {
                 return Err(Error::validation(format!(
-                    "{} media_ids given; the server allows {max} per status",
+                    "{} media_ids given; {LIMIT_REFUSAL} is {max} per status",
                     media.len()
                 )));
             }
@@ -149,9 +253,44 @@ fn validated_body(p: &PostStatusParams, info: Option<&InstanceInfo>) -> Result<V
         ("visibility", p.visibility.clone().map(Value::from)),
         ("language", p.language.clone().map(Value::from)),
         ("scheduled_at", p.scheduled_at.clone().map(Value::from)),
+        ("content_type", p.content_type.clone().map(Value::from)),
+        ("local_only", p.local_only.map(Value::from)),
     ]))
 }
 
+/// The length as this server's software counts it; a server whose rule is unknown, or that does
+/// not enforce its limit, decides for itself.
+fn check_length(p: &PostStatusParams, status: &str, info: &InstanceInfo) -> Result<()> {
+    let Some(max) = info.max_characters else {
+        return Ok(());
+    };
+    let spoiler = p.spoiler_text.as_deref().unwrap_or("");
+    let url_cost = info.characters_reserved_per_url;
+    let (length, how) = match info.capabilities.length_rule {
+        LengthRule::Mastodon => (
+            countable_length(spoiler, status, url_cost),
+            format!("spoiler_text included, each URL counting {url_cost}"),
+        ),
+        LengthRule::CodePoints => (
+            (spoiler.chars().count() + status.chars().count()) as u64,
+            "code points, spoiler_text included, URLs at full length".to_owned(),
+        ),
+        LengthRule::StatusOnly => (
+            status.chars().count() as u64,
+            "code points of the text, URLs at full length".to_owned(),
+        ),
+        LengthRule::NotEnforced | LengthRule::Unknown => return Ok(()),
+    };
+    if length > max {
+        return Err(Error::validation(format!(
+            "the status is {length} characters as {} counts them ({how}); {LIMIT_REFUSAL} is {max}",
+            info.software.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The poll against the server's advertised limits, as the body's `poll` object.
 fn validated_poll(poll: &PollParams, info: Option<&InstanceInfo>) -> Result<Value> {
     let options = poll.options.as_deref().unwrap_or(&[]);
     if options.len() < 2 {
@@ -167,19 +306,19 @@ fn validated_poll(poll: &PollParams, info: Option<&InstanceInfo>) -> Result<Valu
         if let Some(max) = info.poll_max_options {
             if options.len() as u64 > max {
                 return Err(Error::validation(format!(
-                    "{} poll options given; the server allows {max}",
+                    "{} poll options given; {LIMIT_REFUSAL} is {max}",
                     options.len()
                 )));
             }
         }
         if let Some(min) = info.poll_min_expiration.filter(|min| expires_in < *min) {
             return Err(Error::validation(format!(
-                "poll expires_in is {expires_in} s; the server's minimum is {min} s"
+                "poll expires_in is {expires_in} s; {LIMIT_REFUSAL} is at least {min} s"
             )));
         }
         if let Some(max) = info.poll_max_expiration.filter(|max| expires_in > *max) {
             return Err(Error::validation(format!(
-                "poll expires_in is {expires_in} s; the server's maximum is {max} s"
+                "poll expires_in is {expires_in} s; {LIMIT_REFUSAL} is at most {max} s"
             )));
         }
     }
@@ -191,8 +330,9 @@ fn validated_poll(poll: &PollParams, info: Option<&InstanceInfo>) -> Result<Valu
     ]))
 }
 
-/// The same message (same correlation id, same parameters) always gets the same key; anything else
-/// gets another. Mastodon keeps keys for an hour per account.
+/// The same message (same connection, correlation id and parameters) always gets the same key;
+/// anything else gets another. The correlation id is the caller's identity for the message, kept
+/// whatever its bytes (see `telemetry::correlation_id`).
 fn derived_idempotency_key(connection: &str, correlation_id: &str, body: &Value) -> String {
     let mut hash = Sha256::new();
     for part in [connection, correlation_id, &body.to_string()] {
