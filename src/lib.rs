@@ -163,6 +163,7 @@ impl Application {
             Arc::clone(&self.core),
             std::time::Duration::from_secs(self.core.settings.store.health_interval_s),
         ));
+        let purge = tokio::spawn(operations::purge_ledger(Arc::clone(&self.core)));
         let signals = tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("stopping: finishing requests in flight");
@@ -179,6 +180,7 @@ impl Application {
         let served = self.server.await;
         signals.abort();
         health.abort();
+        purge.abort();
         if let Err(e) = self.core.store.close().await {
             tracing::error!(error = %e, "the store did not close cleanly");
         }

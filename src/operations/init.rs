@@ -102,6 +102,8 @@ pub async fn init(core: &Core, p: InitParams) -> Result<Value> {
             "version": info.version,
             "max_characters": info.max_characters,
             "pkce": info.pkce,
+            "software": info.software,
+            "capabilities": info.capabilities,
         },
         "app_registered": app_registered,
         "user_token": has_token,

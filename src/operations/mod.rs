@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use context::{Connection, Core};
+pub use post_once::purge_ledger;
 
 use crate::error::{Error, Result};
 

@@ -419,3 +419,19 @@ fn restore(stored: StoredError) -> Error {
 fn bounded(text: &str) -> String {
     text.chars().take(200).collect()
 }
+
+/// How often the ledger is purged of entries past their retention (and beyond its bound).
+pub const LEDGER_PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Runs until the task is aborted: purges the ledger at start, then every [`LEDGER_PURGE_EVERY`].
+pub async fn purge_ledger(core: std::sync::Arc<Core>) {
+    loop {
+        let max = core.settings.store.ledger_max_entries;
+        match core.store.ledger_purge(unix_now(), max).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "ledger purged"),
+            Err(e) => tracing::warn!(error = %e, "the ledger could not be purged; retrying later"),
+        }
+        tokio::time::sleep(LEDGER_PURGE_EVERY).await;
+    }
+}

@@ -492,3 +492,73 @@ async fn approve(authorize_url: &str) -> String {
     let start = page.find("value=\"").expect("a code on the page") + 7;
     page[start..].split('"').next().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn a_kill_9_mid_post_then_a_resend_posts_once() {
+    let standin = StandIn::start(Options::default()).await;
+    standin.seed_user_token("tok", "read write");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        Some((&standin.url, Some("tok"))),
+    );
+    // The server holds the post, then creates it whatever became of the sidecar.
+    standin.stall_then_create("POST /api/v1/statuses", Duration::from_millis(1_500), 1);
+    let mut first = Sidecar::start(dir.path(), &config, port, &[]);
+    first.wait_healthy().await;
+    let url = first.url("/v1/operations/postStatus");
+    let pending = tokio::spawn(async move {
+        client()
+            .post(url)
+            .header("activityid", "esb-kill-9")
+            .json(&json!({"status": "posted while the sidecar died"}))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    first.signal("-KILL");
+    first
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("kill -9 ends the process");
+    assert!(pending.await.unwrap().is_err(), "the caller saw no answer");
+    drop(first);
+
+    // The ESB resends the message to the restarted sidecar until it has a final answer.
+    let mut second = Sidecar::start(dir.path(), &config, port, &[]);
+    second.wait_healthy().await;
+    let mut answer = (0, Value::Null);
+    for _ in 0..30 {
+        let response = client()
+            .post(second.url("/v1/operations/postStatus"))
+            .header("activityid", "esb-kill-9")
+            .json(&json!({"status": "posted while the sidecar died"}))
+            .send()
+            .await
+            .expect("the sidecar answers");
+        let status = response.status().as_u16();
+        let retry: u64 = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        answer = (status, body);
+        if status == 200 {
+            break;
+        }
+        let code = answer.1["code"].as_str().unwrap_or_default();
+        assert!(
+            code == "in_progress" || code == "outcome_unknown",
+            "a resend after the restart: {}",
+            answer.1
+        );
+        tokio::time::sleep(Duration::from_secs(retry.min(3))).await;
+    }
+    assert_eq!(answer.0, 200, "the resend's final answer: {}", answer.1);
+    assert_eq!(standin.statuses().len(), 1, "posted once");
+    assert_eq!(standin.hits("POST /api/v1/statuses"), 1, "sent once");
+}

@@ -5,6 +5,7 @@ mod cli;
 mod credentials;
 mod documents;
 mod errors;
+mod exactly_once;
 mod faults;
 mod fixtures;
 mod flow;
