@@ -237,7 +237,7 @@ async fn the_database_holds_no_secret_in_plain_text() {
         assert!(!dump.contains(secret), "{secret} in {dump}");
     }
     let meta = schema.raw("meta", "key || '=' || value").await;
-    assert!(meta.contains(&Some("schema_version=1".into())), "{meta:?}");
+    assert!(meta.contains(&Some("schema_version=2".into())), "{meta:?}");
     assert!(
         meta.iter()
             .any(|m| m.as_deref().unwrap().starts_with("key_check=v1:")),
