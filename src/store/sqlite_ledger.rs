@@ -606,6 +606,28 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_version_1_file_gains_the_ledger_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let secret = Sealer::generate_key();
+        let s = open(&path, &secret);
+        s.claim_registration("main", 0, 10).await.unwrap();
+        drop(s);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE post_ledger; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(c);
+        let s = open(&path, &secret);
+        assert!(!s.claim_registration("main", 5, 15).await.unwrap());
+        assert_eq!(
+            s.ledger_claim(&key("k"), "a", 100, 130, 1000)
+                .await
+                .unwrap(),
+            LedgerClaim::Claimed
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn of_twenty_concurrent_claims_exactly_one_wins() {
         let dir = tempfile::tempdir().unwrap();
