@@ -90,7 +90,17 @@ pub struct StoreSettings {
     pub key: Option<SecretString>,
     /// How often held user tokens are checked with Mastodon.
     pub health_interval_s: u64,
+    /// How long the post ledger keeps what it knows of a post (seconds): within it, a repeat of a
+    /// posted idempotency key answers the kept result instead of posting again.
+    pub ledger_retention_s: u64,
+    /// The most entries the post ledger keeps; beyond it the oldest are purged first.
+    pub ledger_max_entries: u64,
 }
+
+/// The bounds of `store.ledger_retention_s`: a minute to 30 days.
+pub const LEDGER_RETENTION_S: std::ops::RangeInclusive<u64> = 60..=2_592_000;
+/// The bounds of `store.ledger_max_entries`.
+pub const LEDGER_MAX_ENTRIES: std::ops::RangeInclusive<u64> = 100..=10_000_000;
 
 impl Default for StoreSettings {
     fn default() -> Self {
@@ -100,6 +110,8 @@ impl Default for StoreSettings {
             key_file: None,
             key: None,
             health_interval_s: 900,
+            ledger_retention_s: 86_400,
+            ledger_max_entries: 100_000,
         }
     }
 }
@@ -472,6 +484,26 @@ impl Settings {
                 "must be at least 1 second".into(),
             );
         }
+        if !LEDGER_RETENTION_S.contains(&self.store.ledger_retention_s) {
+            add(
+                "store.ledger_retention_s".into(),
+                format!(
+                    "must be {} to {} seconds (a minute to 30 days)",
+                    LEDGER_RETENTION_S.start(),
+                    LEDGER_RETENTION_S.end()
+                ),
+            );
+        }
+        if !LEDGER_MAX_ENTRIES.contains(&self.store.ledger_max_entries) {
+            add(
+                "store.ledger_max_entries".into(),
+                format!(
+                    "must be {} to {}",
+                    LEDGER_MAX_ENTRIES.start(),
+                    LEDGER_MAX_ENTRIES.end()
+                ),
+            );
+        }
         if !self.server.callback_path.starts_with('/') || self.server.callback_path.len() < 2 {
             add(
                 "server.callback_path".into(),
@@ -771,6 +803,34 @@ mod tests {
         let e = load("[connections.Main]\ninstance = \"https://a.example\"\nscopes = \" \"\n")
             .unwrap_err();
         assert_eq!(e.0.len(), 2, "{e}");
+    }
+
+    #[test]
+    fn ledger_bounds_are_checked_and_named() {
+        let s = load("").unwrap();
+        assert_eq!(s.store.ledger_retention_s, 86_400);
+        assert_eq!(s.store.ledger_max_entries, 100_000);
+        let e = load("[store]\nledger_retention_s = 59\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.toml: store.ledger_retention_s: must be 60 to 2592000 seconds (a minute to 30 days)"
+        );
+        let e = load("[store]\nledger_max_entries = 10000001\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.toml: store.ledger_max_entries: must be 100 to 10000000"
+        );
+        let env = HashMap::from([(
+            "MASTODON_SIDECAR__STORE__LEDGER_RETENTION_S".to_owned(),
+            "2592001".to_owned(),
+        )]);
+        let e = Settings::from_toml_str("t", "", &env).unwrap_err();
+        assert!(
+            e.to_string().starts_with("t: store.ledger_retention_s: "),
+            "{e}"
+        );
+        let ok = load("[store]\nledger_retention_s = 60\nledger_max_entries = 10000000\n").unwrap();
+        assert_eq!(ok.store.ledger_retention_s, 60);
     }
 
     #[test]

@@ -41,10 +41,15 @@ pub enum LedgerClaim {
 /// An entry's state, as written by the owner of the claim.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LedgerState {
-    Posted { status_id: String, answer: Value },
+    Posted {
+        status_id: String,
+        answer: Value,
+    },
     Failed(StoredError),
     /// Sent, and the answer was lost; `since` is when.
-    Doubt { since: i64 },
+    Doubt {
+        since: i64,
+    },
 }
 
 /// A classified error as the ledger keeps it: enough to answer a repeat the same way.

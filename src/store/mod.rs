@@ -7,14 +7,19 @@
 //! Secrets are `SecretString` here; each store seals them (see [`seal`]) before they touch disk, and
 //! opens them when read, so no secret is ever stored in plain text.
 
+pub mod ledger;
+mod ledger_row;
 pub mod postgres;
+mod postgres_ledger;
 pub mod seal;
 mod sqlite;
+mod sqlite_ledger;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::Value;
 
+pub use ledger::{Ledger, LedgerClaim, LedgerKey, LedgerState, StoredError};
 pub use sqlite::SqliteStore;
 
 use crate::mastodon::InstanceInfo;
@@ -102,8 +107,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Used and expired authorizations are kept this long, so a replay is told apart from a stranger.
 pub const PENDING_RETENTION_S: i64 = 24 * 60 * 60;
 
+/// Every store keeps the post ledger too ([`Ledger`]): exactly once is the store's guarantee.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Ledger + Send + Sync {
     async fn app(&self, connection: &str) -> StoreResult<Option<AppRecord>>;
     async fn put_app(&self, connection: &str, app: &AppRecord) -> StoreResult<()>;
 

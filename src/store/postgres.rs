@@ -3,7 +3,8 @@
 //! Same tables, columns and semantics as the embedded store (`sqlite.rs`), query by query: secrets are
 //! sealed before they are sent (`seal.rs`), the key check row in `meta` refuses a database sealed with
 //! another key, and the atomic operations replicas race on (taking a pending authorization, claiming a
-//! registration, marking a token revoked) are single statements whose row counts decide the winner.
+//! registration, marking a token revoked) are single statements whose row counts decide the winner; a
+//! ledger claim is one transaction holding the entry's row lock (`postgres_ledger.rs`).
 //! Times are BIGINT (Unix seconds), everything else TEXT.
 //!
 //! The schema is versioned (`schema_version` in `meta`); migrations run in order at start, in one
@@ -47,7 +48,7 @@ pub const POOL_SIZE: usize = 8;
 /// How long reaching the database (and waiting for a free connection) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// `meta` exists before any migration: it records which ones ran.
 const META: &str = "CREATE TABLE IF NOT EXISTS meta (
@@ -57,7 +58,8 @@ const META: &str = "CREATE TABLE IF NOT EXISTS meta (
 
 /// Migrations, in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. Never edit one
 /// that has shipped: add the next.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     connection     TEXT PRIMARY KEY,
     instance       TEXT NOT NULL,
@@ -98,7 +100,28 @@ CREATE TABLE registrations (
     connection     TEXT PRIMARY KEY,
     until          BIGINT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE post_ledger (
+    connection     TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    state          TEXT NOT NULL CHECK (state IN ('in_flight', 'posted', 'failed', 'doubt')),
+    owner          TEXT NOT NULL,
+    started_at     BIGINT NOT NULL,
+    lease_until    BIGINT NOT NULL,
+    doubt_since    BIGINT,
+    status_id      TEXT,
+    answer         TEXT,            -- JSON: the server's Status
+    error          TEXT,            -- JSON: a StoredError
+    retain_until   BIGINT NOT NULL,
+    PRIMARY KEY (connection, key)
+);
+CREATE INDEX post_ledger_by_status ON post_ledger (connection, status_id);
+CREATE INDEX post_ledger_by_retention ON post_ledger (retain_until);
+CREATE INDEX post_ledger_by_age ON post_ledger (started_at);
+"#,
+];
 
 /// Serialises schema changes between replicas: the first key is the sidecar's, the second the schema's,
 /// so stores in different schemas of one database do not wait for each other.
@@ -120,7 +143,7 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn db(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn db(e: tokio_postgres::Error) -> StoreError {
     StoreError::Database(describe(&e))
 }
 
@@ -264,7 +287,7 @@ impl PostgresStore {
         Arc::clone(&self.sealer.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+    pub(super) async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| {
             let at = &self.location;
             StoreError::Database(match e {
@@ -285,13 +308,17 @@ impl PostgresStore {
         })
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<u64> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(db)?;
         client.execute(&statement, params).await.map_err(db)
     }
 
-    async fn query_opt(
+    pub(super) async fn query_opt(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],

@@ -23,7 +23,8 @@ use super::{
 use crate::clock::unix_now;
 use crate::mastodon::InstanceInfo;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: the post ledger (`post_ledger`), created by `CREATE TABLE IF NOT EXISTS` on a version 1 file.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -70,6 +71,24 @@ CREATE TABLE IF NOT EXISTS registrations (
     connection     TEXT PRIMARY KEY,
     until          INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS post_ledger (
+    connection     TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    state          TEXT NOT NULL CHECK (state IN ('in_flight', 'posted', 'failed', 'doubt')),
+    owner          TEXT NOT NULL,
+    started_at     INTEGER NOT NULL,
+    lease_until    INTEGER NOT NULL,
+    doubt_since    INTEGER,
+    status_id      TEXT,
+    answer         TEXT,            -- JSON: the server's Status
+    error          TEXT,            -- JSON: a StoredError
+    retain_until   INTEGER NOT NULL,
+    PRIMARY KEY (connection, key)
+);
+CREATE INDEX IF NOT EXISTS post_ledger_by_status ON post_ledger (connection, status_id);
+CREATE INDEX IF NOT EXISTS post_ledger_by_retention ON post_ledger (retain_until);
+CREATE INDEX IF NOT EXISTS post_ledger_by_age ON post_ledger (started_at);
 "#;
 
 use super::PENDING_RETENTION_S;
@@ -80,7 +99,7 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-fn db(e: rusqlite::Error) -> StoreError {
+pub(super) fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
@@ -145,7 +164,7 @@ impl SqliteStore {
         Arc::clone(&self.sealer.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    async fn with<T, F>(&self, f: F) -> StoreResult<T>
+    pub(super) async fn with<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,

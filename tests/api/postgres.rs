@@ -13,8 +13,8 @@ use mastodon_sidecar::mastodon::InstanceInfo;
 use mastodon_sidecar::store::postgres::PostgresStore;
 use mastodon_sidecar::store::seal::Sealer;
 use mastodon_sidecar::store::{
-    AppRecord, PendingAuthorization, PendingLookup, Store, StoreError, TokenKind, TokenRecord,
-    PENDING_RETENTION_S,
+    AppRecord, Ledger, LedgerClaim, LedgerKey, LedgerState, PendingAuthorization, PendingLookup,
+    Store, StoreError, StoredError, TokenKind, TokenRecord, PENDING_RETENTION_S,
 };
 use mastodon_sidecar::{Application, Shutdown};
 use mastodon_standin::Options;
@@ -237,7 +237,7 @@ async fn the_database_holds_no_secret_in_plain_text() {
         assert!(!dump.contains(secret), "{secret} in {dump}");
     }
     let meta = schema.raw("meta", "key || '=' || value").await;
-    assert!(meta.contains(&Some("schema_version=1".into())), "{meta:?}");
+    assert!(meta.contains(&Some("schema_version=2".into())), "{meta:?}");
     assert!(
         meta.iter()
             .any(|m| m.as_deref().unwrap().starts_with("key_check=v1:")),
@@ -481,6 +481,297 @@ async fn the_instance_probe_is_kept() {
     let got = store.instance("main").await.unwrap().unwrap();
     assert_eq!(got.max_characters, Some(500));
     assert_eq!(got.probed_at, 42);
+    schema.drop().await;
+}
+
+fn ledger_key(key: &str) -> LedgerKey<'_> {
+    LedgerKey {
+        connection: "main",
+        key,
+        fingerprint: "fp-1",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_racing_for_one_ledger_key_give_it_to_exactly_one() {
+    let Some(schema) =
+        Schema::create("two_replicas_racing_for_one_ledger_key_give_it_to_exactly_one").await
+    else {
+        return;
+    };
+    let key = Sealer::generate_key();
+    let replicas = [
+        Arc::new(schema.connect(&key).await.unwrap()),
+        Arc::new(schema.connect(&key).await.unwrap()),
+    ];
+    for round in 0..5 {
+        let entry = format!("k{round}");
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&replicas[i % 2]);
+                let entry = entry.clone();
+                tokio::spawn(async move {
+                    store
+                        .ledger_claim(
+                            &ledger_key(&entry),
+                            &format!("r{}-{i}", i % 2),
+                            100,
+                            130,
+                            1000,
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut claimed = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                LedgerClaim::Claimed => claimed += 1,
+                LedgerClaim::InFlight {
+                    started_at: 100,
+                    lease_until: 130,
+                } => {}
+                other => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(claimed, 1, "round {round}: exactly one claim");
+    }
+    // A lease that ran out, taken over by both replicas at once: one gets the doubt, the other sees
+    // the new owner's claim in flight.
+    for round in 0..5 {
+        let entry = format!("k{round}");
+        let claim = ledger_key(&entry);
+        let (a, b) = tokio::join!(
+            replicas[0].ledger_claim(&claim, "a", 131, 161, 1000),
+            replicas[1].ledger_claim(&claim, "b", 131, 161, 1000)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let doubt = LedgerClaim::Doubt {
+            started_at: 100,
+            since: 130,
+        };
+        let in_flight = LedgerClaim::InFlight {
+            started_at: 100,
+            lease_until: 161,
+        };
+        assert!(
+            (a == doubt && b == in_flight) || (a == in_flight && b == doubt),
+            "round {round}: {a:?} / {b:?}"
+        );
+    }
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn what_one_replica_posted_the_other_answers_from_the_ledger() {
+    let Some(schema) =
+        Schema::create("what_one_replica_posted_the_other_answers_from_the_ledger").await
+    else {
+        return;
+    };
+    let key = Sealer::generate_key();
+    let one = schema.connect(&key).await.unwrap();
+    let two = schema.connect(&key).await.unwrap();
+    assert_eq!(
+        one.ledger_claim(&ledger_key("k"), "one", 100, 130, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Claimed
+    );
+    assert!(matches!(
+        two.ledger_claim(&ledger_key("k"), "two", 110, 140, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::InFlight { .. }
+    ));
+    let answer = json!({"id": "109", "content": "<p>hello</p>"});
+    assert!(one
+        .ledger_settle(
+            "main",
+            "k",
+            "one",
+            &LedgerState::Posted {
+                status_id: "109".into(),
+                answer: answer.clone(),
+            },
+            2000
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        two.ledger_claim(&ledger_key("k"), "two", 500, 530, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Posted {
+            status_id: "109".into(),
+            answer,
+        }
+    );
+    let other = LedgerKey {
+        fingerprint: "fp-2",
+        ..ledger_key("k")
+    };
+    assert_eq!(
+        two.ledger_claim(&other, "two", 500, 530, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Mismatch
+    );
+    assert!(two.ledger_status_taken("main", "109", "k2").await.unwrap());
+    assert!(!two.ledger_status_taken("main", "109", "k").await.unwrap());
+
+    // A lease that ran out is taken over by the other replica; the first one's late answer is refused.
+    one.ledger_claim(&ledger_key("late"), "one", 100, 130, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        two.ledger_claim(&ledger_key("late"), "two", 131, 161, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Doubt {
+            started_at: 100,
+            since: 130
+        }
+    );
+    let failed = StoredError {
+        code: "validation_failed".into(),
+        detail: "too long".into(),
+        upstream_status: Some(422),
+        upstream_error: None,
+    };
+    assert!(!one
+        .ledger_settle(
+            "main",
+            "late",
+            "one",
+            &LedgerState::Failed(failed.clone()),
+            1000
+        )
+        .await
+        .unwrap());
+    assert!(two
+        .ledger_settle(
+            "main",
+            "late",
+            "two",
+            &LedgerState::Failed(failed.clone()),
+            1000
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        one.ledger_claim(&ledger_key("late"), "one", 200, 230, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Failed(failed)
+    );
+
+    // A doubt, and a release.
+    one.ledger_claim(&ledger_key("d"), "one", 100, 130, 1000)
+        .await
+        .unwrap();
+    one.ledger_settle("main", "d", "one", &LedgerState::Doubt { since: 105 }, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        two.ledger_claim(&ledger_key("d"), "two", 110, 140, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Doubt {
+            started_at: 100,
+            since: 105
+        }
+    );
+    two.ledger_release("main", "d", "two").await.unwrap();
+    assert_eq!(
+        one.ledger_claim(&ledger_key("d"), "one", 111, 141, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Claimed
+    );
+    // Past its retention, an entry counts as absent, whatever it held.
+    assert_eq!(
+        one.ledger_claim(&other, "one", 2001, 2031, 3000)
+            .await
+            .unwrap(),
+        LedgerClaim::Claimed
+    );
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn the_ledger_is_purged_by_time_then_by_count_oldest_first() {
+    let Some(schema) =
+        Schema::create("the_ledger_is_purged_by_time_then_by_count_oldest_first").await
+    else {
+        return;
+    };
+    let key = Sealer::generate_key();
+    let store = schema.connect(&key).await.unwrap();
+    let other = schema.connect(&key).await.unwrap();
+    for i in 0..10i64 {
+        store
+            .ledger_claim(
+                &ledger_key(&format!("k{i}")),
+                "a",
+                100 + i,
+                130 + i,
+                1000 + i,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.ledger_purge(1003, 100).await.unwrap(), 3);
+    // Both replicas purging at once leave the newest four.
+    let (a, b) = tokio::join!(store.ledger_purge(1003, 4), other.ledger_purge(1003, 4));
+    assert_eq!(a.unwrap() + b.unwrap(), 3);
+    let mut kept = schema.raw("post_ledger", "key").await;
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["k6", "k7", "k8", "k9"]
+            .map(|k| Some(k.to_owned()))
+            .to_vec()
+    );
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn a_version_1_schema_is_migrated_to_the_ledger() {
+    let Some(schema) = Schema::create("a_version_1_schema_is_migrated_to_the_ledger").await else {
+        return;
+    };
+    let key = Sealer::generate_key();
+    let store = schema.connect(&key).await.unwrap();
+    store
+        .put_token("main", TokenKind::User, &token("t"))
+        .await
+        .unwrap();
+    drop(store);
+    schema
+        .admin
+        .batch_execute(&format!(
+            "DROP TABLE {s}.post_ledger; UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'",
+            s = schema.name
+        ))
+        .await
+        .unwrap();
+    let store = schema.connect(&key).await.unwrap();
+    assert!(store
+        .token("main", TokenKind::User)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .ledger_claim(&ledger_key("k"), "a", 100, 130, 1000)
+            .await
+            .unwrap(),
+        LedgerClaim::Claimed
+    );
+    let meta = schema.raw("meta", "key || '=' || value").await;
+    assert!(meta.contains(&Some("schema_version=2".into())), "{meta:?}");
     schema.drop().await;
 }
 
