@@ -230,6 +230,18 @@ impl Error {
         self
     }
 
+    /// Whether the server refused the token the request carried: any upstream 401, or an upstream 400
+    /// whose text names an invalid, expired or revoked bearer or access token (Takahē answers a bad
+    /// token with 400 text/html `Invalid Bearer token`). A 422 on verify_credentials (snac) is left
+    /// to the caller, which knows the route.
+    pub fn is_token_refusal(&self) -> bool {
+        match &self.upstream {
+            Some(up) if up.status == 401 => true,
+            Some(up) if up.status == 400 => up.error.as_deref().is_some_and(mentions_bad_token),
+            _ => false,
+        }
+    }
+
     /// The HTTP status of the JSON and plain XML renderings.
     pub fn http_status(&self) -> u16 {
         match (self.kind, &self.upstream) {
@@ -241,6 +253,16 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether a server's text says a bearer or access token is invalid, expired or revoked. An OAuth
+/// `invalid_grant` (a code) names neither, so it is not taken for a token refusal.
+pub fn mentions_bad_token(text: &str) -> bool {
+    let text = text.to_lowercase();
+    let names_token =
+        text.contains("bearer") || text.contains("access token") || text.contains("access_token");
+    let bad = text.contains("invalid") || text.contains("expired") || text.contains("revoked");
+    names_token && bad
+}
 
 #[cfg(test)]
 mod tests {
@@ -257,6 +279,31 @@ mod tests {
             assert!((400..600).contains(&status), "{kind}");
             assert_eq!(kind.blames_sender(), status < 429, "{kind}");
         }
+    }
+
+    #[test]
+    fn token_refusals_are_told_apart_from_other_refusals() {
+        let rejected = |status, text: Option<&str>| {
+            Error::new(ErrorKind::UpstreamRejected, "no")
+                .with_upstream(status, text.map(str::to_owned))
+        };
+        assert!(rejected(401, None).is_token_refusal());
+        assert!(rejected(401, Some("The access token is invalid")).is_token_refusal());
+        assert!(rejected(400, Some("Invalid Bearer token")).is_token_refusal());
+        assert!(rejected(400, Some("access_token expired")).is_token_refusal());
+        assert!(rejected(400, Some("The access token was revoked")).is_token_refusal());
+        assert!(!rejected(400, Some("Status is too long")).is_token_refusal());
+        assert!(!rejected(
+            400,
+            Some("invalid_grant: The provided authorization grant is invalid, expired, revoked")
+        )
+        .is_token_refusal());
+        assert!(!rejected(400, None).is_token_refusal());
+        assert!(
+            !rejected(422, Some("This method requires an authenticated user")).is_token_refusal()
+        );
+        assert!(!rejected(403, Some("invalid bearer token")).is_token_refusal());
+        assert!(!Error::new(ErrorKind::UpstreamUnavailable, "down").is_token_refusal());
     }
 
     #[test]

@@ -92,8 +92,9 @@ impl Breaker {
         }
     }
 
-    /// Records an attempt's outcome: `healthy` is any answer but a 5xx; a transport failure or a 5xx
-    /// is not.
+    /// Records an attempt's outcome. `healthy` is any answer but a gateway's 502, 503 or 504: a prompt
+    /// 500 shows the server answering (often about one caller's input) and must not open the breaker
+    /// for every connection to it. A transport failure, a timeout or a 502/503/504 is not healthy.
     pub fn record(&self, healthy: bool) {
         let mut state = self.lock();
         let next = match (&*state, healthy) {
@@ -121,6 +122,18 @@ impl Breaker {
         }
         *state = next;
         self.metrics.circuit_open(&self.instance, is_open);
+    }
+}
+
+impl Breaker {
+    /// An admitted attempt ended without an outcome that says anything about the server (the call was
+    /// cancelled, or a reused connection had been closed by the server): a half-open breaker lets the
+    /// next probe through rather than waiting for a record that never comes; otherwise nothing changes.
+    pub fn release(&self) {
+        let mut state = self.lock();
+        if let State::HalfOpen { probing: true } = *state {
+            *state = State::HalfOpen { probing: false };
+        }
     }
 }
 
@@ -240,6 +253,32 @@ mod tests {
         b.record(true);
         assert!(b.admit().is_ok());
         assert!(b.admit().is_ok(), "closed again");
+    }
+
+    #[test]
+    fn a_released_probe_lets_the_next_one_through_and_changes_nothing_else() {
+        let b = breaker(Duration::ZERO);
+        b.release();
+        assert!(b.admit().is_ok(), "closed: unchanged");
+        for _ in 0..BREAKER_THRESHOLD {
+            b.record(false);
+        }
+        assert!(b.admit().is_ok(), "the probe");
+        assert!(b.admit().is_err(), "only one probe");
+        b.release();
+        assert!(
+            b.admit().is_ok(),
+            "the probe ended without an outcome: another may go"
+        );
+        b.record(true);
+        assert!(b.admit().is_ok());
+
+        let open = breaker(Duration::from_secs(60));
+        for _ in 0..BREAKER_THRESHOLD {
+            open.record(false);
+        }
+        open.release();
+        assert!(open.admit().is_err(), "an open breaker stays open");
     }
 
     #[test]

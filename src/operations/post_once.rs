@@ -122,12 +122,12 @@ fn lease_s(conn: &Connection) -> i64 {
         crate::config::OnRateLimit::Wait => s.max_rate_limit_wait_s as i64,
         crate::config::OnRateLimit::Fail => 0,
     };
-    (s.timeout_ms as i64).div_ceil(1000) + wait + LEASE_MARGIN_S
+    s.timeout_ms.div_ceil(1000) as i64 + wait + LEASE_MARGIN_S
 }
 
 /// How long after a doubt arose a status that did not show up is taken as never created.
 fn settle_s(conn: &Connection) -> i64 {
-    (conn.settings.doubt_settle_ms() as i64).div_ceil(1000)
+    conn.settings.doubt_settle_ms().div_ceil(1000) as i64
 }
 
 /// Sends the post (the claim is ours) and settles the ledger with what came of it.
@@ -160,7 +160,7 @@ async fn send(
             tracing::warn!(connection = %conn.name, code = e.kind.code(), "the post's answer was lost; resolving before anything is resent");
             let since = unix_now();
             mark_doubt(core, post, since).await?;
-            resolve(core, post, token, started_at, since).await
+            Box::pin(resolve(core, post, token, started_at, since)).await
         }
         Err(e) if e.upstream.as_ref().is_some_and(|u| u.status >= 500) => {
             // The server finished with the request and failed: it may still have created the
@@ -255,7 +255,8 @@ async fn resolve(
         }
         Lookup::NotCreated if unix_now() >= since + settle_s(conn) => {
             tracing::info!(connection = %conn.name, "the post in doubt was not created; sending it");
-            send(core, post, token, unix_now(), true).await
+            // Boxed: sending may lead back here (a second doubt), and an async cycle needs a box.
+            Box::pin(send(core, post, token, unix_now(), true)).await
         }
         Lookup::NotCreated => {
             mark_doubt(core, post, since).await?;
