@@ -23,6 +23,7 @@ mod api;
 mod apps;
 mod entities;
 mod faults;
+mod front;
 mod http;
 mod limits;
 mod nodeinfo;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use serde_json::Value;
 
@@ -111,6 +113,8 @@ pub struct StandIn {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     handle: ServerHandle,
+    /// snac's connection-closing front, when there is one.
+    front: Option<tokio::task::AbortHandle>,
 }
 
 impl StandIn {
@@ -136,8 +140,8 @@ impl StandIn {
         options: Options,
         workers: usize,
     ) -> std::io::Result<StandIn> {
-        let listener = TcpListener::bind(listen)?;
-        let addr = listener.local_addr()?;
+        let public = TcpListener::bind(listen)?;
+        let addr = public.local_addr()?;
         let host = if addr.ip().is_unspecified() {
             SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
         } else {
@@ -145,9 +149,17 @@ impl StandIn {
         };
         let domain = host.to_string();
         let url = format!("http://{domain}");
+        let snac = options.profile == Profile::Snac;
+        // snac: the server sits on a private port behind the front (see `front.rs`).
+        let listener = if snac {
+            TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
+        } else {
+            public.try_clone()?
+        };
+        let inner = listener.local_addr()?;
         let shared = Arc::new(Shared::new(options, url.clone(), domain));
         let data = web::Data::from(Arc::clone(&shared));
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
@@ -157,21 +169,35 @@ impl StandIn {
         .workers(workers.max(1))
         .backlog(4096)
         .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+        .shutdown_timeout(1);
+        if snac {
+            server = server.keep_alive(KeepAlive::Disabled);
+        }
+        let server = server.listen(listener)?.run();
         let handle = server.handle();
         tokio::spawn(server);
+        let front = if snac {
+            public.set_nonblocking(true)?;
+            let public = tokio::net::TcpListener::from_std(public)?;
+            Some(tokio::spawn(front::run(public, inner)).abort_handle())
+        } else {
+            drop(public);
+            None
+        };
         Ok(StandIn {
             url,
             addr,
             shared,
             handle,
+            front,
         })
     }
 
     /// Stops serving at once: the listener closes and open connections are dropped.
     pub async fn stop(&self) {
+        if let Some(front) = &self.front {
+            front.abort();
+        }
         self.handle.stop(false).await;
     }
 

@@ -90,8 +90,8 @@ fn bad_code(profile: Profile) -> HttpResponse {
     }
 }
 
-/// The user scopes of an `authorization_code` exchange (`None`: refused).
-fn code_scopes(ctx: &Ctx<'_>, app: &Arc<App>) -> Result<Vec<String>, HttpResponse> {
+/// The user scopes of an `authorization_code` exchange (`Err`: the refusal).
+fn code_scopes(ctx: &Ctx<'_>, app: &Arc<App>) -> Result<Vec<String>, Box<HttpResponse>> {
     let shared = ctx.shared;
     let profile = shared.opts.profile;
     let p = ctx.params;
@@ -121,7 +121,7 @@ fn code_scopes(ctx: &Ctx<'_>, app: &Arc<App>) -> Result<Vec<String>, HttpRespons
         _ if profile == Profile::Snac => Ok(text(p, "scope")
             .map(|s| split_scopes(&s))
             .unwrap_or_else(|| app.scopes.clone())),
-        _ => Err(bad_code(profile)),
+        _ => Err(Box::new(bad_code(profile))),
     }
 }
 
@@ -154,7 +154,7 @@ pub fn token(ctx: &Ctx<'_>) -> HttpResponse {
     let (user, scopes) = if code {
         match code_scopes(ctx, &app) {
             Ok(scopes) => (true, scopes),
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     } else {
         let has_redirect = text(p, "redirect_uri").is_some_and(|r| !r.is_empty());
