@@ -1,5 +1,5 @@
 //! Read-only REST endpoints: the instance documents (v2 and v1) and
-//! `GET /api/v1/accounts/verify_credentials`.
+//! `GET /api/v1/accounts/verify_credentials`, as each profile serves them.
 
 use std::sync::atomic::Ordering;
 
@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 
 use crate::entities::{Account, VAPID_KEY};
 use crate::http::{self, authorize, Ctx};
+use crate::profiles::Profile;
+use crate::shapes;
 use crate::state::Shared;
-
-pub use crate::statuses::post_status;
 
 const TITLE: &str = "Mastodon Stand-in";
 const DESCRIPTION: &str =
@@ -33,11 +33,26 @@ fn host(shared: &Shared) -> &str {
 
 fn statuses_config(shared: &Shared) -> Value {
     let o = &shared.opts;
-    json!({
+    let mut v = json!({
         "max_characters": o.max_characters,
         "max_media_attachments": o.max_media_attachments,
         "characters_reserved_per_url": o.characters_reserved_per_url,
-    })
+    });
+    // Mitra advertises no URL weighting at all.
+    if o.profile == Profile::Mitra {
+        if let Value::Object(m) = &mut v {
+            m.remove("characters_reserved_per_url");
+        }
+    }
+    v
+}
+
+/// The `domain` (v2) / `uri` (v1): Mitra leaves the port out.
+fn domain(shared: &Shared) -> &str {
+    match shared.opts.profile {
+        Profile::Mitra => host(shared),
+        _ => &shared.domain,
+    }
 }
 
 fn media_config() -> Value {
@@ -58,7 +73,15 @@ fn media_config() -> Value {
     })
 }
 
-fn polls_config() -> Value {
+fn polls_config(shared: &Shared) -> Value {
+    if shared.opts.profile == Profile::Mitra {
+        return json!({
+            "max_options": 20,
+            "max_characters_per_option": 1000,
+            "min_expiration": 0,
+            "max_expiration": 1_u64 << 30,
+        });
+    }
     json!({
         "max_options": crate::statuses::POLL_MAX_OPTIONS,
         "max_characters_per_option": crate::statuses::POLL_MAX_CHARS,
@@ -78,8 +101,8 @@ fn rules() -> Value {
 pub fn instance_v2(shared: &Shared) -> Value {
     let base = &shared.base;
     let domain = &shared.domain;
-    json!({
-        "domain": domain,
+    let mut doc = json!({
+        "domain": self::domain(shared),
         "title": TITLE,
         "version": shared.opts.version,
         "source_url": "https://github.com/mastodon/mastodon",
@@ -110,7 +133,7 @@ pub fn instance_v2(shared: &Shared) -> Value {
             "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
             "statuses": statuses_config(shared),
             "media_attachments": media_config(),
-            "polls": polls_config(),
+            "polls": polls_config(shared),
             "translation": {"enabled": false},
         },
         "registrations": {
@@ -125,13 +148,22 @@ pub fn instance_v2(shared: &Shared) -> Value {
             "account": account(shared),
         },
         "rules": rules(),
-    })
+    });
+    if shared.opts.profile == Profile::Mitra {
+        doc["limits"] = json!({"posts": {"character_limit": shared.opts.max_characters}});
+    }
+    doc
 }
 
-/// `GET /api/v2/instance` (404 on servers that only have v1).
+/// `GET /api/v2/instance`: a 404 on servers that only have v1 (snac, old Mastodon); Takahē
+/// answers a 500 page and Hollo a text/plain 404 until an admin has set them up.
 pub fn get_instance_v2(ctx: &Ctx<'_>) -> HttpResponse {
-    if !ctx.shared.opts.v2_instance {
-        return http::not_found();
+    let opts = &ctx.shared.opts;
+    match opts.profile {
+        Profile::Takahe if !opts.set_up => return shapes::takahe_page(500),
+        Profile::Hollo if !opts.set_up => return shapes::not_found(Profile::Hollo),
+        _ if !opts.v2_instance => return shapes::not_found(opts.profile),
+        _ => {}
     }
     http::json_value(200, &instance_v2(ctx.shared))
 }
@@ -142,7 +174,7 @@ pub fn get_instance_v1(ctx: &Ctx<'_>) -> HttpResponse {
     let base = &shared.base;
     let domain = &shared.domain;
     let mut doc = json!({
-        "uri": domain,
+        "uri": self::domain(shared),
         "title": TITLE,
         "short_description": DESCRIPTION,
         "description": DESCRIPTION,
@@ -161,14 +193,16 @@ pub fn get_instance_v1(ctx: &Ctx<'_>) -> HttpResponse {
         "invites_enabled": false,
     });
     if let Value::Object(o) = &mut doc {
-        if shared.opts.v2_instance {
+        // Old Mastodon (no v2) and its forks say `max_toot_chars`; snac's v1 is its only
+        // document and carries the configuration.
+        if shared.opts.v2_instance || shared.opts.profile != Profile::Mastodon {
             o.insert(
                 "configuration".into(),
                 json!({
                     "accounts": {"max_featured_tags": 10},
                     "statuses": statuses_config(shared),
                     "media_attachments": media_config(),
-                    "polls": polls_config(),
+                    "polls": polls_config(shared),
                 }),
             );
         } else {
@@ -187,7 +221,7 @@ pub fn get_instance_v1(ctx: &Ctx<'_>) -> HttpResponse {
 /// `read:accounts`.
 pub fn verify_credentials(ctx: &Ctx<'_>) -> HttpResponse {
     if let Err(denied) = authorize(ctx, &["profile", "read", "read:accounts"], true) {
-        return denied.response();
+        return denied.response(ctx);
     }
     match serde_json::to_vec(&account(ctx.shared).with_source()) {
         Ok(body) => http::json(200, body),

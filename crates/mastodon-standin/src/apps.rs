@@ -10,6 +10,7 @@ use crate::entities::{app_json, credential_app_json, VAPID_KEY};
 use crate::http::{self, authorize as check_token, Ctx};
 use crate::oauth::OOB;
 use crate::params::text;
+use crate::profiles::Profile;
 use crate::state::{lock, random_secret, App, Shared};
 
 const READ: [&str; 11] = [
@@ -161,10 +162,14 @@ pub fn create_app(ctx: &Ctx<'_>) -> HttpResponse {
     }
     // The trap: only a string counts; an array (JSON or `scopes[]=`) is dropped and the app
     // gets the default `read`.
-    let scopes = match p.get("scopes") {
+    let mut scopes = match p.get("scopes") {
         Some(Value::String(s)) if !s.trim().is_empty() => split_scopes(s),
         _ => vec!["read".to_owned()],
     };
+    // Mitra keeps only the coarse scopes it knows and refuses nothing.
+    if shared.opts.profile == Profile::Mitra {
+        scopes.retain(|s| matches!(s.as_str(), "read" | "write" | "profile"));
+    }
     if scopes.iter().any(|s| !known_scope(shared, s)) {
         errors.push("Scopes doesn't match configured on the server.");
     }
@@ -196,6 +201,6 @@ pub fn create_app(ctx: &Ctx<'_>) -> HttpResponse {
 pub fn verify_app(ctx: &Ctx<'_>) -> HttpResponse {
     match check_token(ctx, &[], false) {
         Ok(token) => http::json_value(200, &app_json(&token.app)),
-        Err(denied) => denied.response(),
+        Err(denied) => denied.response(ctx),
     }
 }

@@ -191,7 +191,7 @@ pub struct Status<'a> {
     pub sensitive: bool,
     pub spoiler_text: &'a str,
     pub visibility: &'a str,
-    pub language: &'a str,
+    pub language: Option<&'a str>,
     pub uri: String,
     pub url: String,
     pub replies_count: u64,
@@ -203,6 +203,9 @@ pub struct Status<'a> {
     pub muted: bool,
     pub bookmarked: bool,
     pub pinned: bool,
+    /// GoToSocial's extra field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_only: Option<bool>,
     pub content: String,
     pub filtered: &'a [Value],
     pub reblog: Option<Value>,

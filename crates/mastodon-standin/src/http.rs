@@ -1,5 +1,6 @@
-//! The single actix handler: routes a request, counts and records it, applies injected faults
-//! and per-token rate limits, and hands it to the endpoint.
+//! The single actix handler: routes a request, counts and records it, reads its params the
+//! way the profile does, applies injected faults and rate limits, and hands it to the
+//! endpoint.
 
 use std::sync::Arc;
 
@@ -9,8 +10,10 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::Value;
 
+use crate::profiles::Profile;
 use crate::state::{normalize_route, Fault, Recorded, Route, Shared, Token};
-use crate::{api, apps, oauth, params, time};
+use crate::statuses::{self, Prepared};
+use crate::{api, apps, faults, limits, nodeinfo, oauth, params, shapes, time, timeline, token};
 
 pub const JSON: &str = "application/json; charset=utf-8";
 pub const HTML: &str = "text/html; charset=utf-8";
@@ -52,36 +55,10 @@ fn set(resp: &mut HttpResponse, name: &'static str, value: &str) {
     }
 }
 
-fn rate_headers(resp: &mut HttpResponse, limit: u64, remaining: u64, reset_ms: u64) {
+pub fn rate_headers(resp: &mut HttpResponse, limit: u64, remaining: u64, reset_ms: u64) {
     set(resp, "x-ratelimit-limit", &limit.to_string());
     set(resp, "x-ratelimit-remaining", &remaining.to_string());
     set(resp, "x-ratelimit-reset", &time::iso_micros(reset_ms));
-}
-
-/// The answer to an injected failure: Mastodon-shaped bodies, 429 with rate-limit headers.
-fn fault_response(shared: &Shared, status: u16) -> HttpResponse {
-    let message = match status {
-        400 => "Bad request",
-        401 => "The access token is invalid",
-        403 => "This action is not allowed",
-        404 => "Record not found",
-        410 => "Gone",
-        422 => "Validation failed",
-        429 => "Too many requests",
-        500 => "Internal server error",
-        502 => "Bad gateway",
-        503 => "Service unavailable",
-        504 => "Gateway timeout",
-        _ => StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("Error"),
-    };
-    let mut resp = error(status, message);
-    if status == 429 {
-        rate_headers(&mut resp, shared.opts.rate_limit, 0, time::now_ms() + 1000);
-    }
-    resp
 }
 
 /// The bearer token of a request (`Authorization: Bearer ...`, or `access_token` in the query).
@@ -103,8 +80,9 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 /// Every request lands here.
-pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
-    let shared: &Shared = &shared;
+pub async fn dispatch(req: HttpRequest, body: Bytes, data: web::Data<Shared>) -> HttpResponse {
+    let shared: &Shared = &data;
+    let profile = shared.opts.profile;
     let route = Route::resolve(req.method().as_str(), req.path());
     let other = match route {
         Some(_) => String::new(),
@@ -122,7 +100,14 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let (params, unparsable) = match params::parse(req.query_string(), content_type, &body) {
+        Ok(v) if profile == Profile::Snac && route == Some(Route::PostStatus) => {
+            (Arc::new(params::scalars_only(v, content_type)), false)
+        }
         Ok(v) => (Arc::new(v), false),
+        // Mitra reads a body that is not JSON as a form.
+        Err(_) if profile == Profile::Mitra => {
+            (Arc::new(params::as_form(req.query_string(), &body)), false)
+        }
         Err(_) => (Arc::new(Value::Null), true),
     };
     shared.record(
@@ -134,18 +119,26 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
         },
     );
 
-    match shared.take_fault(key) {
-        Some(Fault::Fail(status)) => return fault_response(shared, status),
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
-    }
+    let after = match shared.take_fault(key) {
+        Some(Fault::Fail(status)) => return faults::fault_response(shared, status),
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        other => other,
+    };
     if unparsable {
         return error(400, "Error occurred while parsing request parameters");
+    }
+    if let Some(resp) = limits::per_ip(shared, &req, route) {
+        return resp;
     }
 
     let token = bearer(&req).and_then(|t| shared.token(&t));
     let rate = match &token {
-        Some(t) if req.path().starts_with("/api/") => Some(shared.count_rate(t)),
+        Some(t) if profile == Profile::Mastodon && req.path().starts_with("/api/") => {
+            Some(shared.count_rate(t))
+        }
         _ => None,
     };
     if let Some(rate) = &rate {
@@ -162,6 +155,11 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
         shared,
         token,
     };
+    if let (Some(Fault::StallThenCreate(d)), None) =
+        (after, route.filter(|r| *r == Route::PostStatus))
+    {
+        tokio::time::sleep(d).await;
+    }
     let mut resp = match route {
         Some(Route::InstanceV2) => api::get_instance_v2(&ctx),
         Some(Route::InstanceV1) => api::get_instance_v1(&ctx),
@@ -170,12 +168,37 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
         Some(Route::VerifyApp) => apps::verify_app(&ctx),
         Some(Route::Authorize) => oauth::authorize(&ctx),
         Some(Route::AuthorizeNative) => oauth::authorize_native(&ctx),
-        Some(Route::Token) => oauth::token(&ctx),
-        Some(Route::Revoke) => oauth::revoke(&ctx),
+        Some(Route::Token) => token::token(&ctx),
+        Some(Route::Revoke) => token::revoke(&ctx),
         Some(Route::VerifyCredentials) => api::verify_credentials(&ctx),
-        Some(Route::PostStatus) => api::post_status(&ctx),
-        None => not_found(),
+        Some(Route::PostStatus) => match statuses::prepare(&ctx) {
+            Prepared::Answer(resp) => resp,
+            Prepared::Create(draft) => match after {
+                Some(Fault::StallThenCreate(d)) => {
+                    faults::stall_then_create(data.clone().into_inner(), draft, d).await
+                }
+                _ => json(200, draft.create(shared)),
+            },
+        },
+        Some(Route::AccountStatuses) => timeline::account_statuses(&ctx),
+        Some(Route::ScheduledStatuses) => timeline::scheduled_statuses(&ctx),
+        Some(Route::NodeInfoLinks) => nodeinfo::links(&ctx),
+        Some(
+            r @ (Route::NodeInfo20
+            | Route::NodeInfo21
+            | Route::SnacNodeInfo20
+            | Route::SnacNodeInfo21),
+        ) => nodeinfo::document(&ctx, r),
+        None => shapes::not_found(profile),
     };
+    match after {
+        Some(Fault::CreateThenDrop) => {
+            faults::drop_connection(&req);
+            return resp;
+        }
+        Some(Fault::CreateThenFail(status)) => return faults::fault_response(shared, status),
+        _ => {}
+    }
     if let Some(rate) = rate {
         rate_headers(&mut resp, rate.limit, rate.remaining, rate.reset_ms);
     }
@@ -194,30 +217,37 @@ pub enum Denied {
 }
 
 impl Denied {
-    /// Mastodon's answer.
-    pub fn response(self) -> HttpResponse {
+    /// The profile's answer (snac's differs between posting and reading, Mitra's between a
+    /// missing and a bad header).
+    pub fn response(self, ctx: &Ctx<'_>) -> HttpResponse {
+        let profile = ctx.shared.opts.profile;
         match self {
-            Denied::InvalidToken => {
-                let mut resp = error(401, "The access token is invalid");
-                set(
-                    &mut resp,
-                    "www-authenticate",
-                    "Bearer realm=\"Doorkeeper\", error=\"invalid_token\", error_description=\"The access token is invalid\"",
-                );
-                resp
-            }
-            Denied::Scope => error(403, "This action is outside the authorized scopes"),
+            Denied::InvalidToken => shapes::invalid_token(
+                profile,
+                ctx.req.method() == actix_web::http::Method::POST,
+                ctx.req.headers().contains_key(header::AUTHORIZATION),
+            ),
+            Denied::Scope => shapes::out_of_scope(profile),
             Denied::NotUser => error(422, "This method requires an authenticated user"),
         }
     }
 }
 
 /// Doorkeeper's check: a valid token (401), one of `scopes` (403), and, when `user`, a token
-/// that belongs to a user (422).
+/// that belongs to a user (422). Scopes the profile does not honour grant nothing; Mitra's
+/// tokens are not scope-limited.
 pub fn authorize(ctx: &Ctx<'_>, scopes: &[&str], user: bool) -> Result<Arc<Token>, Denied> {
     let token = ctx.token.clone().ok_or(Denied::InvalidToken)?;
-    if !scopes.is_empty() && !token.has_any(scopes) {
-        return Err(Denied::Scope);
+    let profile = ctx.shared.opts.profile;
+    if !scopes.is_empty() && profile.enforces_scopes() {
+        let wanted: Vec<&str> = scopes
+            .iter()
+            .copied()
+            .filter(|s| profile.honours_scope(s))
+            .collect();
+        if !token.has_any(&wanted) {
+            return Err(Denied::Scope);
+        }
     }
     if user && !token.user {
         return Err(Denied::NotUser);

@@ -1,7 +1,9 @@
 //! A Mastodon server stand-in: behaves like Mastodon 4.3+ wherever the sidecar depends on it
-//! (instance documents, app registration, OAuth 2 with PKCE, verify_credentials, posting with
-//! idempotency keys, per-token rate limits), with fault injection and request inspection for
-//! tests, and fast enough to benchmark the sidecar against.
+//! (instance documents, nodeinfo, app registration, OAuth 2 with PKCE, verify_credentials,
+//! posting with idempotency keys, reading an account's statuses back, per-token rate
+//! limits), with fault injection (including answers lost after the post was made) and request
+//! inspection for tests, and fast enough to benchmark the sidecar against. A [`Profile`]
+//! makes it behave instead as GoToSocial, Takahē, Hollo, snac or Mitra were observed to.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -13,36 +15,53 @@
 //! # }
 //! ```
 //!
-//! Facts about Mastodon's behaviour are in `/work/shared/reference/mastodon-api.md`.
+//! Facts about Mastodon's behaviour are in `/work/shared/reference/mastodon-api.md`; about the
+//! other servers in `/work/shared/reference/servers.md`.
 #![forbid(unsafe_code)]
 
 mod api;
 mod apps;
 mod entities;
+mod faults;
+mod front;
 mod http;
+mod limits;
+mod nodeinfo;
 mod oauth;
 mod params;
+mod posting;
+mod profiles;
+mod routes;
+mod shapes;
 mod state;
 mod statuses;
 mod text;
 mod time;
+mod timeline;
+mod token;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use serde_json::Value;
 
 use state::{lock, Fault, Shared};
 
 pub use entities::{ACCOUNT_ID, DISPLAY_NAME, USERNAME};
+pub use profiles::Profile;
 pub use state::ROUTES;
 
-/// How the stand-in presents itself.
+/// How the stand-in presents itself. [`Options::for_profile`] gives each server's settings;
+/// the fields can then be changed one by one.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The server software imitated (default [`Profile::Mastodon`]): error shapes, OAuth
+    /// quirks, posting rules, nodeinfo.
+    pub profile: Profile,
     /// The version the instance documents report (default `"4.3.2"`); below 4.3 the
     /// `profile` scope does not exist.
     pub version: String,
@@ -58,8 +77,14 @@ pub struct Options {
     /// `/api/v2/instance` (default true); false: it is a 404 and `/api/v1/instance` carries
     /// `max_toot_chars` (older servers and forks).
     pub v2_instance: bool,
-    /// Requests per token per 5-minute window (default 300).
+    /// Requests per 5-minute window (default 300): per token on Mastodon, per client IP on
+    /// GoToSocial; the other profiles have no such limit.
     pub rate_limit: u64,
+    /// Takahē and Hollo: whether an admin identity and domain exist (default true;
+    /// `for_profile` makes both false: `/api/v2/instance` fails until set up).
+    pub set_up: bool,
+    /// How long an authorization code lives (default 10 minutes; Takahē 60 s, Mitra 5 min).
+    pub code_lifetime: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +97,9 @@ impl Default for Options {
             pkce: true,
             v2_instance: true,
             rate_limit: 300,
+            profile: Profile::Mastodon,
+            set_up: true,
+            code_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -85,6 +113,8 @@ pub struct StandIn {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     handle: ServerHandle,
+    /// snac's connection-closing front, when there is one.
+    front: Option<tokio::task::AbortHandle>,
 }
 
 impl StandIn {
@@ -110,8 +140,8 @@ impl StandIn {
         options: Options,
         workers: usize,
     ) -> std::io::Result<StandIn> {
-        let listener = TcpListener::bind(listen)?;
-        let addr = listener.local_addr()?;
+        let public = TcpListener::bind(listen)?;
+        let addr = public.local_addr()?;
         let host = if addr.ip().is_unspecified() {
             SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
         } else {
@@ -119,32 +149,55 @@ impl StandIn {
         };
         let domain = host.to_string();
         let url = format!("http://{domain}");
+        let snac = options.profile == Profile::Snac;
+        // snac: the server sits on a private port behind the front (see `front.rs`).
+        let listener = if snac {
+            TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
+        } else {
+            public.try_clone()?
+        };
+        let inner = listener.local_addr()?;
         let shared = Arc::new(Shared::new(options, url.clone(), domain));
         let data = web::Data::from(Arc::clone(&shared));
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
                 .default_service(web::to(http::dispatch))
         })
+        .on_connect(faults::on_connect)
         .workers(workers.max(1))
         .backlog(4096)
         .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+        .shutdown_timeout(1);
+        if snac {
+            server = server.keep_alive(KeepAlive::Disabled);
+        }
+        let server = server.listen(listener)?.run();
         let handle = server.handle();
         tokio::spawn(server);
+        let front = if snac {
+            public.set_nonblocking(true)?;
+            let public = tokio::net::TcpListener::from_std(public)?;
+            Some(tokio::spawn(front::run(public, inner)).abort_handle())
+        } else {
+            drop(public);
+            None
+        };
         Ok(StandIn {
             url,
             addr,
             shared,
             handle,
+            front,
         })
     }
 
     /// Stops serving at once: the listener closes and open connections are dropped.
     pub async fn stop(&self) {
+        if let Some(front) = &self.front {
+            front.abort();
+        }
         self.handle.stop(false).await;
     }
 
@@ -182,10 +235,51 @@ impl StandIn {
         self.shared.add_fault(route, Fault::Delay(delay), count);
     }
 
+    /// The next `count` requests to `route` are handled (a post is created), then the
+    /// connection is closed without any answer: the answer is lost in transit.
+    pub fn create_then_drop(&self, route: &str, count: usize) {
+        self.shared.add_fault(route, Fault::CreateThenDrop, count);
+    }
+
+    /// The next `count` requests to `route` are handled (a post is created), then answered
+    /// `status` (a 5xx, say) with a Mastodon-shaped body instead of the real answer.
+    pub fn create_then_fail(&self, route: &str, status: u16, count: usize) {
+        self.shared
+            .add_fault(route, Fault::CreateThenFail(status), count);
+    }
+
+    /// The next `count` requests to `route` are checked, held `delay`, and the post is then
+    /// created even when the client has gone away meanwhile. Where the profile honours the
+    /// `Idempotency-Key`, the key is recorded only once the post exists, as Mastodon does, so
+    /// a resend during the stall posts again. On other routes: wait, then handle.
+    pub fn stall_then_create(&self, route: &str, delay: Duration, count: usize) {
+        self.shared
+            .add_fault(route, Fault::StallThenCreate(delay), count);
+    }
+
+    /// Forgets every recorded `Idempotency-Key`, as Mitra does when it restarts (it keeps them
+    /// in memory).
+    pub fn forget_idempotency_keys(&self) {
+        lock(&self.shared.store).idempotency.clear();
+    }
+
+    /// From now on the person at the authorize page clicks deny (`true`) or approves
+    /// (`false`, the default). Only Mastodon and Hollo have a deny button; elsewhere the
+    /// authorization is approved anyway.
+    pub fn deny_authorizations(&self, deny: bool) {
+        self.shared
+            .deny
+            .store(deny, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Every Status actually created (not idempotent replays nor scheduled posts), in order,
     /// as it was answered.
     pub fn statuses(&self) -> Vec<Value> {
-        let bodies = lock(&self.shared.store).list.clone();
+        let bodies: Vec<_> = lock(&self.shared.store)
+            .list
+            .iter()
+            .map(|s| s.body.clone())
+            .collect();
         bodies
             .iter()
             .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))

@@ -1,7 +1,8 @@
 //! `mastodon-standin`: the stand-in as a standalone server, for benchmarks.
 //!
 //! ```text
-//! mastodon-standin --listen 127.0.0.1:9000 [--token TOKEN] [--max-characters N]
+//! mastodon-standin --listen 127.0.0.1:9000 [--profile mastodon|gotosocial|takahe|hollo|snac|mitra]
+//!                  [--token TOKEN] [--max-characters N]
 //!                  [--rate-limit N] [--workers N] [--mastodon-version V] [--no-pkce] [--no-v2-instance]
 //! ```
 #![forbid(unsafe_code)]
@@ -10,9 +11,10 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use mastodon_standin::{Options, StandIn};
+use mastodon_standin::{Options, Profile, StandIn};
 
-const USAGE: &str = "usage: mastodon-standin --listen ADDR [--token TOKEN] [--max-characters N] \
+const USAGE: &str = "usage: mastodon-standin --listen ADDR \
+[--profile mastodon|gotosocial|takahe|hollo|snac|mitra] [--token TOKEN] [--max-characters N] \
 [--rate-limit N] [--workers N] [--mastodon-version V] [--no-pkce] [--no-v2-instance]";
 
 struct Args {
@@ -26,8 +28,23 @@ fn parse_args() -> Result<Args, String> {
     let mut listen: Option<SocketAddr> = None;
     let mut token = None;
     let mut workers = 1;
-    let mut options = Options::default();
-    let mut args = std::env::args().skip(1);
+    // The profile sets the defaults that the other flags then change, wherever it is given.
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let profile = all
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.split_once('=') {
+            Some(("--profile", v)) => Some(v.to_owned()),
+            _ if a == "--profile" => all.get(i + 1).cloned(),
+            _ => None,
+        });
+    let mut options = match profile {
+        Some(name) => Options::for_profile(
+            Profile::parse(&name).ok_or_else(|| format!("--profile: unknown profile: {name}"))?,
+        ),
+        None => Options::default(),
+    };
+    let mut args = all.into_iter();
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
@@ -52,6 +69,9 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             "--token" => token = Some(value()?),
+            "--profile" => {
+                value()?;
+            }
             "--max-characters" => options.max_characters = number(value()?)?,
             "--rate-limit" => options.rate_limit = number(value()?)?,
             "--workers" => workers = number(value()?)?.max(1) as usize,

@@ -1,31 +1,28 @@
-//! OAuth 2 (Doorkeeper as Mastodon configures it): `GET /oauth/authorize`, `POST /oauth/token`,
-//! `POST /oauth/revoke` and `GET /.well-known/oauth-authorization-server`.
+//! OAuth 2's browser side (Doorkeeper as Mastodon configures it, with each profile's
+//! differences): `GET /oauth/authorize` (approved at once as the stand-in's account, or
+//! denied when a test says so) and `GET /.well-known/oauth-authorization-server`.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::HttpResponse;
-use base64::Engine as _;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 use crate::apps::{all_scopes, covers, known_scope, split_scopes};
 use crate::http::{self, Ctx, HTML};
 use crate::params::text;
+use crate::profiles::Profile;
+use crate::shapes;
 use crate::state::{lock, random_secret, App, Grant, Shared};
 use crate::text::escape_into;
-use crate::time;
 
 /// The out-of-band redirect URI: the code is shown on a page instead.
 pub const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
-/// How long an authorization code lives.
-const CODE_TTL: Duration = Duration::from_secs(600);
-
-const INVALID_GRANT: &str = "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.";
-const INVALID_CLIENT: &str = "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.";
-const INVALID_SCOPE: &str = "The requested scope is invalid, unknown, or malformed.";
-const UNSUPPORTED_GRANT: &str =
+pub const INVALID_GRANT: &str = "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.";
+pub const INVALID_CLIENT: &str = "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.";
+pub const INVALID_SCOPE: &str = "The requested scope is invalid, unknown, or malformed.";
+pub const UNSUPPORTED_GRANT: &str =
     "The authorization grant type is not supported by the authorization server.";
 
 /// The discovery document (RFC 8414) Mastodon 4.3 serves.
@@ -51,7 +48,10 @@ pub fn well_known_doc(shared: &Shared) -> Value {
 /// `GET /.well-known/oauth-authorization-server` (404 on servers before 4.3).
 pub fn well_known(ctx: &Ctx<'_>) -> HttpResponse {
     if !ctx.shared.opts.pkce {
-        return http::not_found();
+        return match ctx.shared.opts.profile {
+            Profile::Mastodon => http::not_found(),
+            profile => shapes::not_found(profile),
+        };
     }
     http::json(200, ctx.shared.well_known.clone())
 }
@@ -95,8 +95,12 @@ fn code_page(code: &str) -> HttpResponse {
         .body(body)
 }
 
-/// The scopes asked for, checked against the server and the app (`None`: invalid).
-fn requested_scopes(shared: &Shared, app: &App, scope: Option<String>) -> Option<Vec<String>> {
+/// The scopes asked for, checked against the server and the app (`None`: invalid). Mitra
+/// grants `read write follow` whatever was asked.
+pub fn requested_scopes(shared: &Shared, app: &App, scope: Option<String>) -> Option<Vec<String>> {
+    if shared.opts.profile == Profile::Mitra {
+        return Some(vec!["read".into(), "write".into(), "follow".into()]);
+    }
     let scopes = match scope.filter(|s| !s.trim().is_empty()) {
         Some(s) => split_scopes(&s),
         // Doorkeeper's default: the server default (`read`) when the app has it.
@@ -151,6 +155,14 @@ pub fn authorize(ctx: &Ctx<'_>) -> HttpResponse {
         }
     }
 
+    let profile = shared.opts.profile;
+    if shared.deny.load(Ordering::Relaxed) && matches!(profile, Profile::Mastodon | Profile::Hollo)
+    {
+        return denied(
+            &redirect_uri,
+            text(p, "state").filter(|_| profile == Profile::Mastodon),
+        );
+    }
     let code = random_secret();
     {
         let mut grants = lock(&shared.grants);
@@ -165,7 +177,7 @@ pub fn authorize(ctx: &Ctx<'_>) -> HttpResponse {
                 redirect_uri: redirect_uri.clone(),
                 scopes,
                 challenge,
-                expires: Instant::now() + CODE_TTL,
+                expires: Instant::now() + shared.opts.code_lifetime,
             },
         );
     }
@@ -186,156 +198,28 @@ pub fn authorize(ctx: &Ctx<'_>) -> HttpResponse {
         .finish()
 }
 
+/// The redirect after the person clicked deny: `error`, and `state` where the server sends
+/// it back (Hollo does not).
+fn denied(redirect_uri: &str, state: Option<String>) -> HttpResponse {
+    let mut location = redirect_uri.to_owned();
+    location.push(if location.contains('?') { '&' } else { '?' });
+    location.push_str("error=access_denied&error_description=");
+    location.extend(form_urlencoded::byte_serialize(
+        b"The resource owner or authorization server denied the request.",
+    ));
+    if let Some(state) = state.filter(|s| !s.is_empty()) {
+        location.push_str("&state=");
+        location.extend(form_urlencoded::byte_serialize(state.as_bytes()));
+    }
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
 /// `GET /oauth/authorize/native?code=...`: the out-of-band page on its own.
 pub fn authorize_native(ctx: &Ctx<'_>) -> HttpResponse {
     match text(ctx.params, "code") {
         Some(code) => code_page(&code),
         None => http::not_found(),
     }
-}
-
-fn oauth_error(status: u16, code: &str, description: &str) -> HttpResponse {
-    let mut resp = http::json_value(
-        status,
-        &json!({ "error": code, "error_description": description }),
-    );
-    no_store(&mut resp);
-    resp
-}
-
-fn no_store(resp: &mut HttpResponse) {
-    let h = resp.headers_mut();
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    h.insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
-}
-
-/// The client authenticated by HTTP Basic or by `client_id` / `client_secret` in the body.
-fn client(ctx: &Ctx<'_>) -> Option<Arc<App>> {
-    let basic = ctx
-        .req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, creds) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("basic").then_some(creds)
-        })
-        .and_then(|creds| {
-            base64::engine::general_purpose::STANDARD
-                .decode(creds.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok());
-    let (id, secret) = match basic.as_deref().and_then(|b| b.split_once(':')) {
-        Some((id, secret)) => (percent_decode(id), percent_decode(secret)),
-        None => (
-            text(ctx.params, "client_id")?,
-            text(ctx.params, "client_secret")?,
-        ),
-    };
-    ctx.shared
-        .app_by_client(&id)
-        .filter(|app| app.client_secret == secret)
-}
-
-fn percent_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-/// `POST /oauth/token`.
-pub fn token(ctx: &Ctx<'_>) -> HttpResponse {
-    let shared = ctx.shared;
-    let p = ctx.params;
-    let grant_type = text(p, "grant_type").unwrap_or_default();
-    match grant_type.as_str() {
-        "authorization_code" | "client_credentials" => {}
-        "" => {
-            return oauth_error(
-                400,
-                "invalid_request",
-                "The request is missing a required parameter, includes an unsupported parameter value, or is otherwise malformed.",
-            )
-        }
-        _ => return oauth_error(400, "unsupported_grant_type", UNSUPPORTED_GRANT),
-    }
-    let Some(app) = client(ctx) else {
-        return oauth_error(401, "invalid_client", INVALID_CLIENT);
-    };
-
-    let (user, scopes) = if grant_type == "authorization_code" {
-        // The code is used up by this request whatever happens next.
-        let grant = text(p, "code").and_then(|c| lock(&shared.grants).remove(&c));
-        let Some(grant) = grant else {
-            return oauth_error(400, "invalid_grant", INVALID_GRANT);
-        };
-        let mut ok = grant.expires > Instant::now()
-            && grant.app.client_id == app.client_id
-            && text(p, "redirect_uri").as_deref() == Some(grant.redirect_uri.as_str());
-        if shared.opts.pkce {
-            let verifier = text(p, "code_verifier").filter(|v| !v.is_empty());
-            ok &= match (&grant.challenge, verifier) {
-                (None, None) => true,
-                (Some(challenge), Some(verifier)) => {
-                    let digest = Sha256::digest(verifier.as_bytes());
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest) == *challenge
-                }
-                // Doorkeeper also refuses a verifier for a code issued without a challenge.
-                _ => false,
-            };
-        }
-        if !ok {
-            return oauth_error(400, "invalid_grant", INVALID_GRANT);
-        }
-        (true, grant.scopes)
-    } else {
-        match requested_scopes(shared, &app, text(p, "scope")) {
-            Some(scopes) => (false, scopes),
-            None => return oauth_error(400, "invalid_scope", INVALID_SCOPE),
-        }
-    };
-
-    let access_token = random_secret();
-    let scope = scopes.join(" ");
-    shared.insert_token(access_token.clone(), app, user, scopes);
-    let mut resp = http::json_value(
-        200,
-        &json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "scope": scope,
-            "created_at": time::now_secs(),
-        }),
-    );
-    no_store(&mut resp);
-    resp
-}
-
-/// `POST /oauth/revoke`.
-pub fn revoke(ctx: &Ctx<'_>) -> HttpResponse {
-    let unauthorized = || {
-        oauth_error(
-            403,
-            "unauthorized_client",
-            "You are not authorized to revoke this token",
-        )
-    };
-    let Some(app) = client(ctx) else {
-        return unauthorized();
-    };
-    if let Some(token) = text(ctx.params, "token").filter(|t| !t.is_empty()) {
-        match ctx.shared.token(&token) {
-            Some(t) if t.app.client_id != app.client_id => return unauthorized(),
-            Some(_) => {
-                ctx.shared.remove_token(&token);
-            }
-            None => {}
-        }
-    }
-    http::json(200, "{}")
 }

@@ -96,6 +96,30 @@ fn assign(slot: &mut Value, segments: &[&str], value: String) {
     }
 }
 
+/// snac reads form bodies only: of a JSON body, what survives is what a form could carry
+/// at the top level (scalars); a `poll` object or a `media_ids` array is dropped.
+pub fn scalars_only(v: Value, content_type: &str) -> Value {
+    if !content_type.to_ascii_lowercase().contains("json") {
+        return v;
+    }
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_array() && !v.is_object())
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The query and the body read as a form whatever the content type (Mitra's fallback).
+pub fn as_form(query: &str, body: &[u8]) -> Value {
+    let mut map = Map::new();
+    parse_form_into(&mut map, query.as_bytes());
+    parse_form_into(&mut map, body);
+    Value::Object(map)
+}
+
 /// A scalar parameter as text (numbers and booleans too, as Rails would see them in a form).
 pub fn text(v: &Value, key: &str) -> Option<String> {
     scalar(v.get(key)?)

@@ -16,78 +16,8 @@ use base64::Engine as _;
 use rand::RngCore as _;
 use serde_json::Value;
 
+pub use crate::routes::{Route, ROUTES};
 use crate::{time, Options};
-
-/// Every route the stand-in serves, as `"METHOD /template"`.
-pub const ROUTES: [&str; 11] = [
-    "GET /api/v2/instance",
-    "GET /api/v1/instance",
-    "GET /.well-known/oauth-authorization-server",
-    "POST /api/v1/apps",
-    "GET /api/v1/apps/verify_credentials",
-    "GET /oauth/authorize",
-    "GET /oauth/authorize/native",
-    "POST /oauth/token",
-    "POST /oauth/revoke",
-    "GET /api/v1/accounts/verify_credentials",
-    "POST /api/v1/statuses",
-];
-
-/// A served route; the discriminant indexes [`ROUTES`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    InstanceV2,
-    InstanceV1,
-    WellKnown,
-    CreateApp,
-    VerifyApp,
-    Authorize,
-    AuthorizeNative,
-    Token,
-    Revoke,
-    VerifyCredentials,
-    PostStatus,
-}
-
-impl Route {
-    const ALL: [Route; 11] = [
-        Route::InstanceV2,
-        Route::InstanceV1,
-        Route::WellKnown,
-        Route::CreateApp,
-        Route::VerifyApp,
-        Route::Authorize,
-        Route::AuthorizeNative,
-        Route::Token,
-        Route::Revoke,
-        Route::VerifyCredentials,
-        Route::PostStatus,
-    ];
-
-    /// The route for a method and a path (a trailing slash is ignored, as Rails does).
-    pub fn resolve(method: &str, path: &str) -> Option<Route> {
-        let path = match path.strip_suffix('/') {
-            Some(p) if !p.is_empty() => p,
-            _ => path,
-        };
-        Route::ALL.into_iter().find(|r| {
-            let (m, p) = ROUTES[*r as usize].split_once(' ').unwrap_or_default();
-            m == method && p == path
-        })
-    }
-
-    /// The route's template, e.g. `"POST /api/v1/statuses"`.
-    pub fn name(self) -> &'static str {
-        ROUTES[self as usize]
-    }
-
-    fn from_name(name: &str) -> Option<Route> {
-        ROUTES
-            .iter()
-            .position(|r| *r == name)
-            .map(|i| Route::ALL[i])
-    }
-}
 
 /// A registered application.
 pub struct App {
@@ -135,16 +65,34 @@ pub struct Recorded {
 /// An injected fault.
 #[derive(Clone, Copy, Debug)]
 pub enum Fault {
+    /// Answer this status instead of handling the request.
     Fail(u16),
+    /// Wait, then handle the request.
     Delay(Duration),
+    /// Handle the request (a post is created), then close the connection unanswered.
+    CreateThenDrop,
+    /// Handle the request (a post is created), then answer this status instead.
+    CreateThenFail(u16),
+    /// Check the request, wait, then create the post even when the client has gone.
+    StallThenCreate(Duration),
 }
 
-/// Posted statuses, serialized as answered, plus the idempotency keys.
+/// A created status as answered, with what listing it needs.
+pub struct StoredStatus {
+    pub id: String,
+    pub visibility: String,
+    pub body: Bytes,
+}
+
+/// Posted statuses, serialized as answered, the scheduled ones, and the idempotency keys.
 #[derive(Default)]
 pub struct StatusStore {
-    pub list: Vec<Bytes>,
-    pub ids: HashSet<u64>,
+    /// In creation order.
+    pub list: Vec<StoredStatus>,
+    pub ids: HashSet<String>,
     pub idempotency: HashMap<String, (Bytes, Instant)>,
+    /// ScheduledStatus bodies, in creation order.
+    pub scheduled: Vec<Bytes>,
 }
 
 /// How long Mastodon remembers an `Idempotency-Key`.
@@ -189,6 +137,10 @@ pub struct Shared {
     pub last_status_ms: AtomicU64,
     /// The pre-rendered OAuth discovery document.
     pub well_known: Bytes,
+    /// GoToSocial's and Mitra's limits per client IP.
+    pub ip_limits: crate::limits::IpLimits,
+    /// Whether the person at the authorize page denies (where there is a deny button).
+    pub deny: std::sync::atomic::AtomicBool,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking handler must not wedge the stand-in).
@@ -205,7 +157,8 @@ pub fn random_secret() -> String {
 
 impl Shared {
     pub fn new(opts: Options, base: String, domain: String) -> Shared {
-        let has_profile_scope = version_at_least(&opts.version, 4, 3);
+        let has_profile_scope =
+            opts.profile != crate::Profile::Mastodon || version_at_least(&opts.version, 4, 3);
         let seed_app = Arc::new(App {
             id: "1".to_owned(),
             name: "mastodon-standin".to_owned(),
@@ -244,6 +197,8 @@ impl Shared {
             statuses_count: AtomicU64::new(0),
             last_status_ms: AtomicU64::new(0),
             well_known: Bytes::new(),
+            ip_limits: crate::limits::IpLimits::default(),
+            deny: std::sync::atomic::AtomicBool::new(false),
         };
         shared.well_known = Bytes::from(crate::oauth::well_known_doc(&shared).to_string());
         shared
@@ -357,6 +312,18 @@ impl Shared {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(token)
+    }
+
+    /// Deletes an app and every token it holds (snac's revocation).
+    pub fn remove_app(&self, client_id: &str) {
+        self.apps_by_client
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(client_id);
+        self.tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, t| t.app.client_id != client_id);
     }
 
     pub fn app_by_client(&self, client_id: &str) -> Option<Arc<App>> {

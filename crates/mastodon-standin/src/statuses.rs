@@ -1,17 +1,17 @@
-//! `POST /api/v1/statuses`, in the order Mastodon works: token and scope checks, the reply
-//! target (`set_thread`), the `Idempotency-Key`, media and poll checks, scheduling, the
-//! Status validations, and finally the post.
+//! `POST /api/v1/statuses`, checked in the order Mastodon works: token and scope checks, the
+//! reply target (`set_thread`), the `Idempotency-Key`, media and poll checks, scheduling,
+//! the Status validations; each profile's own rules on the way. What passes becomes a
+//! [`Draft`] that `posting.rs` turns into the status, so that a fault can come between the
+//! checks and the creation, as a slow server's processing does.
 
-use std::sync::atomic::Ordering;
-use std::time::Instant;
-
-use actix_web::web::Bytes;
 use actix_web::HttpResponse;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::entities::{self, Account, AppRef, Poll, Status, Tag, ACCOUNT_ID, USERNAME};
 use crate::http::{self, authorize, Ctx};
 use crate::params::{boolean, list, text};
+use crate::posting::Draft;
+use crate::profiles::Profile;
+use crate::shapes;
 use crate::state::{lock, IDEMPOTENCY_TTL};
 use crate::{text as status_text, time};
 
@@ -53,11 +53,11 @@ fn language(given: Option<String>) -> String {
         .unwrap_or_else(|| "en".to_owned())
 }
 
-struct PollParams {
-    options: Vec<String>,
-    expires_in: Option<i64>,
-    multiple: bool,
-    hide_totals: bool,
+pub struct PollParams {
+    pub options: Vec<String>,
+    pub expires_in: Option<i64>,
+    pub multiple: bool,
+    pub hide_totals: bool,
 }
 
 fn poll_params(poll: &Value) -> PollParams {
@@ -71,8 +71,18 @@ fn poll_params(poll: &Value) -> PollParams {
     }
 }
 
-/// `PollValidator`'s messages, as nested-attribute errors of the Status.
-fn poll_errors(poll: &PollParams, errors: &mut Vec<String>) {
+/// `PollValidator`'s messages, as nested-attribute errors of the Status; Mitra's own.
+fn poll_errors(profile: Profile, poll: &PollParams, errors: &mut Vec<String>) {
+    if profile == Profile::Mitra {
+        if poll.options.len() < 2 {
+            errors.push("too few poll options".into());
+        } else if poll.options.len() > 20 {
+            errors.push("too many poll options".into());
+        } else if poll.options.iter().any(|o| o.chars().count() > 1000) {
+            errors.push("poll option is too long".into());
+        }
+        return;
+    }
     if poll.options.len() < 2 {
         errors.push("Poll options must have more than one item".into());
     } else if poll.options.len() > POLL_MAX_OPTIONS {
@@ -108,40 +118,136 @@ fn poll_errors(poll: &PollParams, errors: &mut Vec<String>) {
     }
 }
 
-/// `POST /api/v1/statuses`.
-pub fn post_status(ctx: &Ctx<'_>) -> HttpResponse {
+/// What `POST /api/v1/statuses` comes to before anything is created.
+pub enum Prepared {
+    /// Refused, or an idempotent replay: answer this.
+    Answer(HttpResponse),
+    /// Accepted: create it (then answer it, unless a fault says otherwise).
+    Create(Box<Draft>),
+}
+
+fn is_uuid(s: &str) -> bool {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    s.len() == 36 && hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The visibilities a profile accepts.
+fn visibility_known(profile: Profile, v: &str) -> bool {
+    match profile {
+        Profile::GoToSocial => VISIBILITIES.contains(&v) || v == "mutuals_only",
+        Profile::Mitra => VISIBILITIES.contains(&v) || v == "subscribers" || v == "conversation",
+        _ => VISIBILITIES.contains(&v),
+    }
+}
+
+/// The language stored: Mastodon's fallback to `en`, Takahē's none, snac's `en` always,
+/// Mitra's ISO 639-1 check (`Err`: 400).
+fn stored_language(profile: Profile, given: Option<String>) -> Result<Option<String>, ()> {
+    let given = given.filter(|l| !l.trim().is_empty());
+    match profile {
+        Profile::Takahe => Ok(None),
+        Profile::Snac => Ok(Some("en".to_owned())),
+        Profile::Mitra => match given {
+            None => Ok(None),
+            Some(l) if l.len() == 2 && l.chars().all(|c| c.is_ascii_lowercase()) => Ok(Some(l)),
+            Some(_) => Err(()),
+        },
+        _ => Ok(Some(language(given))),
+    }
+}
+
+/// Whether a status is too long under the profile's rule (Hollo and Mitra do not check).
+fn too_long(
+    profile: Profile,
+    opts: &crate::Options,
+    status: &str,
+    spoiler: &str,
+) -> Option<String> {
+    let max = opts.max_characters;
+    let over = match profile {
+        Profile::Mastodon => {
+            status_text::countable_length(
+                &format!("{spoiler}{status}"),
+                opts.characters_reserved_per_url,
+            ) > max
+        }
+        // Code points of status and CW, URLs at full length whatever is advertised.
+        Profile::GoToSocial => (status.chars().count() + spoiler.chars().count()) as u64 > max,
+        // Python's len(status): no URL weighting, the CW not counted.
+        Profile::Takahe => status.chars().count() as u64 > max,
+        Profile::Snac => {
+            status_text::countable_length(status, opts.characters_reserved_per_url) > max
+        }
+        Profile::Hollo | Profile::Mitra => false,
+    };
+    over.then(|| match profile {
+        Profile::Mastodon => format!("Text character limit of {max} exceeded"),
+        Profile::Takahe => "Status is too long".to_owned(),
+        _ => format!("status too long, limit is {max}"),
+    })
+}
+
+fn blank_message(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Mastodon => "Text can't be blank",
+        Profile::GoToSocial => "no status content, content warning, media, or poll provided",
+        Profile::Takahe => "Status is empty",
+        Profile::Mitra => "post can not be empty",
+        _ => "status is required",
+    }
+}
+
+/// `POST /api/v1/statuses` up to the point of creation.
+pub fn prepare(ctx: &Ctx<'_>) -> Prepared {
+    use Prepared::Answer;
     let token = match authorize(ctx, &["write", "write:statuses"], true) {
         Ok(t) => t,
-        Err(denied) => return denied.response(),
+        Err(denied) => return Answer(denied.response(ctx)),
     };
     let shared = ctx.shared;
     let opts = &shared.opts;
+    let profile = opts.profile;
     let p = ctx.params;
 
-    // `set_thread`, then the idempotency replay.
-    let in_reply_to = text(p, "in_reply_to_id").filter(|s| !s.trim().is_empty());
+    // `set_thread`, then the idempotency replay: the key is only looked up here; it is
+    // recorded once the status exists (so a repeat arriving meanwhile posts again).
+    let mut in_reply_to = text(p, "in_reply_to_id").filter(|s| !s.trim().is_empty());
     let idempotency = ctx
         .req
         .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|k| !k.is_empty())
+        .filter(|k| !k.is_empty() && profile.honours_idempotency())
         .map(str::to_owned);
     if in_reply_to.is_some() || idempotency.is_some() {
         let store = lock(&shared.store);
         if let Some(id) = &in_reply_to {
-            if !id.parse::<u64>().is_ok_and(|id| store.ids.contains(&id)) {
-                return http::error(
-                    404,
-                    "The post you are trying to reply to does not appear to exist.",
-                );
+            if !store.ids.contains(id) {
+                match profile {
+                    Profile::Mastodon => {
+                        return Answer(http::error(
+                            404,
+                            "The post you are trying to reply to does not appear to exist.",
+                        ))
+                    }
+                    Profile::GoToSocial => return Answer(http::error(404, "Not Found")),
+                    Profile::Hollo => return Answer(shapes::internal_error(profile)),
+                    Profile::Mitra if !is_uuid(id) => {
+                        return Answer(shapes::mitra(400, "post can not be empty"))
+                    }
+                    Profile::Mitra => {
+                        return Answer(shapes::mitra(400, "parent post does not exist"))
+                    }
+                    // Posted as a non-reply.
+                    Profile::Takahe | Profile::Snac => in_reply_to = None,
+                }
             }
         }
         if let Some(key) = &idempotency {
             if let Some((body, at)) = store.idempotency.get(key) {
                 if at.elapsed() < IDEMPOTENCY_TTL {
-                    return http::json(200, body.clone());
+                    return Answer(http::json(200, body.clone()));
                 }
             }
         }
@@ -153,186 +259,120 @@ pub fn post_status(ctx: &Ctx<'_>) -> HttpResponse {
         .into_iter()
         .filter(|m| !m.trim().is_empty())
         .collect();
-    let poll = p
+    let mut poll = p
         .get("poll")
         .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
         .map(poll_params);
     if !media_ids.is_empty()
         && (media_ids.len() as u64 > opts.max_media_attachments || poll.is_some())
     {
-        return http::error(
-            422,
-            &format!(
-                "Cannot attach more than {} files",
-                opts.max_media_attachments
-            ),
+        let message = format!(
+            "Cannot attach more than {} files",
+            opts.max_media_attachments
         );
+        return Answer(match profile {
+            Profile::Mastodon => http::error(422, &message),
+            _ => shapes::refused(profile, &message),
+        });
     }
 
-    let spoiler = text(p, "spoiler_text")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    // Mitra has no content warning: it is dropped.
+    let spoiler = match profile {
+        Profile::Mitra => String::new(),
+        _ => text(p, "spoiler_text")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    };
     let sensitive = boolean(p, "sensitive").unwrap_or(false) || !spoiler.is_empty();
-    let visibility = text(p, "visibility")
+    let mut visibility = text(p, "visibility")
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "public".to_owned());
-    let language = language(text(p, "language"));
+    let Ok(language) = stored_language(profile, text(p, "language")) else {
+        return Answer(shapes::mitra(400, "invalid language code"));
+    };
+    let content_type = text(p, "content_type").filter(|c| !c.is_empty());
+    if profile == Profile::Mitra {
+        if !matches!(
+            content_type.as_deref(),
+            None | Some("text/markdown" | "text/html")
+        ) {
+            return Answer(shapes::mitra(400, "unsupported content type"));
+        }
+        if !visibility_known(profile, &visibility) {
+            return Answer(shapes::mitra(400, "invalid visibility parameter"));
+        }
+        if visibility == "direct" && !status.contains('@') {
+            return Answer(shapes::mitra(
+                400,
+                "direct message should have at least one recipient",
+            ));
+        }
+        // Stored, and answered, as public.
+        if visibility == "unlisted" {
+            visibility = "public".to_owned();
+        }
+    }
     let now = time::now_ms();
     let mut scheduled_at = None;
-    if let Some(s) = text(p, "scheduled_at").filter(|s| !s.trim().is_empty()) {
-        match time::parse_iso8601(&s) {
-            // A time in the past posts at once, as Mastodon does.
-            Some(at) if at > now as i64 => scheduled_at = Some(at),
-            Some(_) => {}
-            None => return http::error(422, "Record invalid"),
+    if profile.schedules() {
+        if let Some(s) = text(p, "scheduled_at").filter(|s| !s.trim().is_empty()) {
+            match time::parse_iso8601(&s) {
+                // A time in the past posts at once, as Mastodon does.
+                Some(at) if at > now as i64 => scheduled_at = Some(at),
+                Some(_) => {}
+                None => return Answer(shapes::refused(profile, "Record invalid")),
+            }
         }
     }
 
     let mut errors: Vec<String> = Vec::new();
-    if !VISIBILITIES.contains(&visibility.as_str()) {
+    if !visibility_known(profile, &visibility) {
         errors.push("Visibility is not included in the list".into());
     }
     if blank(&status) && media_ids.is_empty() {
-        errors.push("Text can't be blank".into());
+        errors.push(blank_message(profile).into());
     }
-    let combined = format!("{spoiler}{status}");
-    if status_text::countable_length(&combined, opts.characters_reserved_per_url)
-        > opts.max_characters
-    {
-        errors.push(format!(
-            "Text character limit of {} exceeded",
-            opts.max_characters
-        ));
+    if let Some(e) = too_long(profile, opts, &status, &spoiler) {
+        errors.push(e);
     }
-    if let Some(poll) = &poll {
-        poll_errors(poll, &mut errors);
+    if let Some(pp) = &poll {
+        if profile == Profile::Snac {
+            // snac ignores what it cannot use.
+            if pp.options.len() < 2 {
+                poll = None;
+            }
+        } else {
+            poll_errors(profile, pp, &mut errors);
+        }
     }
     if errors.is_empty() && scheduled_at.is_some_and(|at| at <= now as i64 + MIN_SCHEDULE_OFFSET_MS)
     {
         errors.push("Scheduled at The scheduled date must be in the future".into());
     }
     if !errors.is_empty() {
-        return http::error(422, &format!("Validation failed: {}", errors.join(", ")));
-    }
-
-    let media: Vec<Value> = media_ids
-        .iter()
-        .map(|id| entities::media_attachment(shared, id))
-        .collect();
-    let id = shared.next_id();
-
-    if let Some(at) = scheduled_at {
-        let body = json!({
-            "id": id.to_string(),
-            "scheduled_at": time::iso_millis(at as u64),
-            "params": {
-                "text": status,
-                "poll": poll.as_ref().map(|p| json!({
-                    "options": p.options,
-                    "expires_in": p.expires_in,
-                    "multiple": p.multiple,
-                    "hide_totals": p.hide_totals,
-                })),
-                "media_ids": (!media_ids.is_empty()).then_some(&media_ids),
-                "sensitive": sensitive,
-                "spoiler_text": spoiler,
-                "visibility": visibility,
-                "language": language,
-                "in_reply_to_id": in_reply_to,
-                "application_id": token.app.id,
-                "scheduled_at": null,
-                "idempotency": null,
-                "with_rate_limit": false,
-            },
-            "media_attachments": media,
+        return Answer(match profile {
+            Profile::Mastodon => shapes::refused(profile, &errors.join(", ")),
+            _ => shapes::refused(profile, &errors[0]),
         });
-        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-        if let Some(key) = idempotency {
-            let mut store = lock(&shared.store);
-            if let Some((existing, at)) = store.idempotency.get(&key) {
-                if at.elapsed() < IDEMPOTENCY_TTL {
-                    return http::json(200, existing.clone());
-                }
-            }
-            store
-                .idempotency
-                .insert(key, (body.clone(), Instant::now()));
-        }
-        return http::json(200, body);
     }
 
-    let rendered = status_text::render(&status, &shared.base, USERNAME, &shared.domain);
-    let statuses_count = shared.statuses_count.fetch_add(1, Ordering::Relaxed) + 1;
-    shared.last_status_ms.store(now, Ordering::Relaxed);
-    let entity = Status {
-        id: id.to_string(),
-        created_at: time::iso_millis(now),
-        in_reply_to_id: in_reply_to.clone(),
-        in_reply_to_account_id: in_reply_to.as_ref().map(|_| ACCOUNT_ID),
+    Prepared::Create(Box::new(Draft {
+        profile,
+        key: idempotency,
+        scheduled_at,
+        status,
+        spoiler,
         sensitive,
-        spoiler_text: &spoiler,
-        visibility: &visibility,
-        language: &language,
-        uri: format!("{}/users/{USERNAME}/statuses/{id}", shared.base),
-        url: format!("{}/@{USERNAME}/{id}", shared.base),
-        replies_count: 0,
-        reblogs_count: 0,
-        favourites_count: 0,
-        edited_at: None,
-        favourited: false,
-        reblogged: false,
-        muted: false,
-        bookmarked: false,
-        pinned: false,
-        content: rendered.content,
-        filtered: entities::none(),
-        reblog: None,
-        application: AppRef {
-            name: &token.app.name,
-            website: token.app.website.as_deref(),
-        },
-        account: Account::new(shared, statuses_count, now),
-        media_attachments: media,
-        mentions: if rendered.mentions_self {
-            vec![entities::self_mention(shared)]
-        } else {
-            Vec::new()
-        },
-        tags: rendered
-            .tags
-            .into_iter()
-            .map(|name| Tag {
-                url: format!("{}/tags/{name}", shared.base),
-                name,
-            })
-            .collect(),
-        emojis: entities::none(),
-        card: None,
-        poll: poll.map(|p| {
-            let expires = now + p.expires_in.unwrap_or(0).max(0) as u64 * 1000;
-            Poll::new(shared.next_id(), expires, p.multiple, p.options)
-        }),
-    };
-    let body = Bytes::from(serde_json::to_vec(&entity).unwrap_or_default());
-
-    let mut store = lock(&shared.store);
-    if let Some(key) = idempotency {
-        // A concurrent request with the same key got there first: answer its status.
-        if let Some((existing, at)) = store.idempotency.get(&key) {
-            if at.elapsed() < IDEMPOTENCY_TTL {
-                let existing = existing.clone();
-                drop(store);
-                shared.statuses_count.fetch_sub(1, Ordering::Relaxed);
-                return http::json(200, existing);
-            }
-        }
-        store
-            .idempotency
-            .insert(key, (body.clone(), Instant::now()));
-    }
-    store.ids.insert(id);
-    store.list.push(body.clone());
-    drop(store);
-    http::json(200, body)
+        visibility,
+        language,
+        in_reply_to,
+        media_ids,
+        poll,
+        local_only: (profile == Profile::GoToSocial)
+            .then(|| boolean(p, "local_only").unwrap_or(false)),
+        app_id: token.app.id.clone(),
+        app_name: token.app.name.clone(),
+        app_website: token.app.website.clone(),
+    }))
 }

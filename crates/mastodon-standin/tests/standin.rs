@@ -676,3 +676,8 @@ async fn instance_documents_under_actix_test() {
     assert_eq!(v1["version"], "4.2.10");
     s.stop().await;
 }
+
+#[path = "standin/profile_oauth.rs"]
+mod profile_oauth;
+#[path = "standin/profiles.rs"]
+mod profiles;
