@@ -474,6 +474,11 @@ async fn the_instance_probe_is_kept() {
         poll_min_expiration: None,
         poll_max_expiration: None,
         pkce: true,
+        software: mastodon_sidecar::mastodon::Software {
+            name: "mastodon".into(),
+            version: Some("4.3.2".into()),
+        },
+        capabilities: mastodon_sidecar::mastodon::Capabilities::mastodon(),
         probed_at: 42,
     };
     store.put_instance("main", &info).await.unwrap();
