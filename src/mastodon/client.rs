@@ -91,6 +91,16 @@ pub struct Endpoint {
     pub content: bool,
 }
 
+impl Endpoint {
+    /// A write whose caller resolves a lost answer itself (postStatus, through its ledger): a
+    /// reused connection closed before any answer is not repeated here either, because a server
+    /// that created the status and then dropped the connection looks the same as one that had closed
+    /// the idle connection; the caller looks before it resends.
+    pub const fn resolved_by_caller(self) -> bool {
+        self.content && !self.idempotent
+    }
+}
+
 macro_rules! endpoint {
     ($name:ident, $method:literal, $path:literal, $idempotent:literal) => {
         endpoint!($name, $method, $path, $idempotent, false);
@@ -686,10 +696,10 @@ impl MastodonClient {
         self.unpooled.get().unwrap_or(&self.http)
     }
 
-    /// The server closed a reused connection before answering: it does not keep connections alive
-    /// although it does not say so (snac). From now on this connection opens one per request, which
-    /// costs a handshake but never meets a connection the server already closed.
-    fn stop_pooling(&self) {
+    /// The server closed a reused connection before answering, or its software is known not to
+    /// keep connections alive although it does not say so (snac). From now on this connection opens
+    /// one per request, which costs a handshake but never meets a connection the server already closed.
+    pub fn stop_pooling(&self) {
         if self.unpooled.get().is_some() {
             return;
         }
@@ -879,6 +889,9 @@ impl MastodonClient {
                 let (reason, repeat) = match transport {
                     Transport::Connect => ("connect", Repeat::UpToMax),
                     Transport::NotSent => ("transport", Repeat::UpToMax),
+                    Transport::ReusedClosed if endpoint.resolved_by_caller() => {
+                        ("transport", Repeat::Never)
+                    }
                     Transport::ReusedClosed => ("transport", Repeat::OnceReused),
                     // A timeout used the whole remaining budget.
                     Transport::Timeout => ("timeout", Repeat::Never),
@@ -1149,7 +1162,7 @@ impl MastodonClient {
                     ErrorKind::UpstreamUnavailable,
                     format!("{host} closed a reused connection before answering: {cause}"),
                 ),
-                false,
+                endpoint.resolved_by_caller(),
             ),
             Transport::Timeout => {
                 let mut error = self.timeout_error(retries);

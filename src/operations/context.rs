@@ -254,6 +254,9 @@ impl Core {
             }
         }
         let info = InstanceInfo::probe(&conn.client, &conn.settings.capabilities).await?;
+        if !info.capabilities.keep_alive {
+            conn.client.stop_pooling();
+        }
         if !conn.inline {
             self.store.put_instance(&conn.name, &info).await?;
         }

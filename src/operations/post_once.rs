@@ -39,6 +39,9 @@ const LEASE_MARGIN_S: i64 = 5;
 /// Statuses created this long before the post began still count as candidates (clock skew between
 /// the sidecar and the server).
 const CLOCK_SKEW_S: i64 = 120;
+/// How often one call sends a post again after the server showed it did not create it (a prompt
+/// 500, a connection closed before any answer): once for each, at most.
+const RESENDS: u32 = 2;
 /// How many of the account's latest statuses are read to resolve a doubt (40 is Mastodon's cap).
 const LOOKUP_LIMIT: usize = 40;
 
@@ -85,7 +88,7 @@ pub async fn post_once(core: &Core, post: &Post<'_>, token: SecretString) -> Res
             )
             .await?;
         match claim {
-            LedgerClaim::Claimed => return send(core, post, &token, now, true).await,
+            LedgerClaim::Claimed => return send(core, post, &token, now, RESENDS).await,
             LedgerClaim::Posted { answer, .. } => {
                 tracing::info!(connection = %conn.name, "a repeat of a posted key: answering the kept status");
                 return Ok(answer);
@@ -136,7 +139,7 @@ async fn send(
     post: &Post<'_>,
     token: &SecretString,
     started_at: i64,
-    first: bool,
+    resends_left: u32,
 ) -> Result<Value> {
     let conn = post.conn;
     let client = &conn.client;
@@ -156,6 +159,12 @@ async fn send(
         .await;
     match outcome {
         Ok(answer) => settle_answer(core, post, answer).await,
+        // The connection closed without an answer (no timeout, no gateway's status): the server is
+        // done with the request, so what its statuses show decides, as after a prompt 500.
+        Err(e) if e.in_doubt && e.upstream.is_none() && e.kind != ErrorKind::UpstreamTimeout => {
+            tracing::warn!(connection = %conn.name, "the server closed the connection without answering the post; looking before anything is resent");
+            after_a_finished_failure(core, post, token, started_at, resends_left, e).await
+        }
         Err(e) if e.in_doubt => {
             tracing::warn!(connection = %conn.name, code = e.kind.code(), "the post's answer was lost; resolving before anything is resent");
             let since = unix_now();
@@ -165,22 +174,7 @@ async fn send(
         Err(e) if e.upstream.as_ref().is_some_and(|u| u.status >= 500) => {
             // The server finished with the request and failed: it may still have created the
             // status first (a 500 after creating). Look before resending, and resend once.
-            match lookup(core, post, token, started_at).await {
-                Lookup::Found(status) => settle_answer(core, post, status).await,
-                Lookup::NotCreated if first => {
-                    tracing::info!(connection = %conn.name, "the server failed the post without creating it; sending it once more");
-                    Box::pin(send(core, post, token, started_at, false)).await
-                }
-                Lookup::NotCreated => {
-                    release(core, post).await?;
-                    Err(e)
-                }
-                Lookup::Undecided(why) => {
-                    let since = unix_now();
-                    mark_doubt(core, post, since).await?;
-                    Err(outcome_unknown(conn, &why, since))
-                }
-            }
+            after_a_finished_failure(core, post, token, started_at, resends_left, e).await
         }
         Err(e) if keeps_refusal(&e) => {
             settle(core, post, &LedgerState::Failed(stored(&e))).await?;
@@ -191,6 +185,35 @@ async fn send(
             // never sent): a repeat may send again.
             release(core, post).await?;
             Err(e)
+        }
+    }
+}
+
+/// The server finished with the request without a usable answer: found, it is answered; shown not
+/// created, it is sent again (at most [`RESENDS`] times a call); undecided, it stays in doubt.
+async fn after_a_finished_failure(
+    core: &Core,
+    post: &Post<'_>,
+    token: &SecretString,
+    started_at: i64,
+    resends_left: u32,
+    e: Error,
+) -> Result<Value> {
+    let conn = post.conn;
+    match lookup(core, post, token, started_at).await {
+        Lookup::Found(status) => settle_answer(core, post, status).await,
+        Lookup::NotCreated if resends_left > 0 => {
+            tracing::info!(connection = %conn.name, "the server did not create the post; sending it once more");
+            Box::pin(send(core, post, token, started_at, resends_left - 1)).await
+        }
+        Lookup::NotCreated => {
+            release(core, post).await?;
+            Err(e)
+        }
+        Lookup::Undecided(why) => {
+            let since = unix_now();
+            mark_doubt(core, post, since).await?;
+            Err(outcome_unknown(conn, &why, since))
         }
     }
 }
@@ -256,7 +279,7 @@ async fn resolve(
         Lookup::NotCreated if unix_now() >= since + settle_s(conn) => {
             tracing::info!(connection = %conn.name, "the post in doubt was not created; sending it");
             // Boxed: sending may lead back here (a second doubt), and an async cycle needs a box.
-            Box::pin(send(core, post, token, unix_now(), true)).await
+            Box::pin(send(core, post, token, unix_now(), RESENDS)).await
         }
         Lookup::NotCreated => {
             mark_doubt(core, post, since).await?;

