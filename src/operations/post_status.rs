@@ -345,18 +345,88 @@ fn derived_idempotency_key(connection: &str, correlation_id: &str, body: &Value)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mastodon::{Capabilities, Software};
 
     fn params(v: Value) -> PostStatusParams {
         serde_json::from_value(v).unwrap()
     }
 
     fn info(max: u64) -> InstanceInfo {
-        InstanceInfo::from_v2(
+        let mut info = InstanceInfo::from_v2(
             "https://m.example",
             &json!({"domain": "m.example", "version": "4.3.2", "configuration": {
                 "statuses": {"max_characters": max, "max_media_attachments": 4, "characters_reserved_per_url": 23},
                 "polls": {"max_options": 4, "min_expiration": 300, "max_expiration": 2629746}}}),
-        )
+        );
+        info.software = Software {
+            name: "mastodon".into(),
+            version: Some("4.3.2".into()),
+        };
+        info.capabilities = Capabilities::mastodon();
+        info
+    }
+
+    fn info_of(software: &str, max: u64) -> InstanceInfo {
+        let mut info = info(max);
+        info.software.name = software.into();
+        info.capabilities = Capabilities::for_software(software);
+        info
+    }
+
+    #[test]
+    fn each_software_counts_length_its_own_way() {
+        let url = format!("https://example.org/{}", "a".repeat(100));
+        let with_url = params(json!({"status": format!("{} {url}", "x".repeat(400))}));
+        // Mastodon counts the URL as 23: 424 fits 500. GoToSocial counts it whole: 520 does not.
+        assert!(validated_body(&with_url, Some(&info_of("mastodon", 500))).is_ok());
+        assert!(validated_body(&with_url, Some(&info_of("gotosocial", 500))).is_err());
+        // Takahē does not count the content warning.
+        let cw = params(json!({"status": "x".repeat(400), "spoiler_text": "y".repeat(200)}));
+        assert!(validated_body(&cw, Some(&info_of("takahe", 500))).is_ok());
+        assert!(validated_body(&cw, Some(&info_of("mastodon", 500))).is_err());
+        // Hollo and Mitra do not enforce what they advertise; unknown software decides itself.
+        let long = params(json!({"status": "x".repeat(20_000)}));
+        for software in ["hollo", "mitra", "friendica"] {
+            assert!(
+                validated_body(&long, Some(&info_of(software, 5000))).is_ok(),
+                "{software}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_a_server_would_drop_is_refused_before_sending() {
+        let unlisted = params(json!({"status": "a", "visibility": "unlisted"}));
+        assert!(refuse_what_the_server_drops(&unlisted, &info_of("mitra", 5000)).is_err());
+        assert!(refuse_what_the_server_drops(&unlisted, &info_of("mastodon", 500)).is_ok());
+        let cw = params(json!({"status": "a", "spoiler_text": "cw"}));
+        assert!(refuse_what_the_server_drops(&cw, &info_of("mitra", 5000)).is_err());
+        let later = params(json!({"status": "a", "scheduled_at": "2030-01-01T00:00:00Z"}));
+        for software in ["takahe", "hollo", "mitra"] {
+            let e = refuse_what_the_server_drops(&later, &info_of(software, 500)).unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::ValidationFailed);
+        }
+        assert!(refuse_what_the_server_drops(&later, &info_of("mastodon", 500)).is_ok());
+        let mutuals = params(json!({"status": "a", "visibility": "mutuals_only"}));
+        assert!(refuse_what_the_server_drops(&mutuals, &info_of("gotosocial", 500)).is_ok());
+        assert!(validated_body(&mutuals, Some(&info_of("gotosocial", 500))).is_ok());
+        assert!(validated_body(&mutuals, Some(&info_of("mastodon", 500))).is_err());
+        let markdown = params(json!({"status": "a", "content_type": "text/markdown"}));
+        assert!(refuse_what_the_server_drops(&markdown, &info_of("gotosocial", 500)).is_ok());
+        assert!(refuse_what_the_server_drops(&markdown, &info_of("mastodon", 500)).is_err());
+        // Unknown software is refused nothing: its answer is checked instead.
+        assert!(refuse_what_the_server_drops(&unlisted, &info_of("friendica", 500)).is_ok());
+    }
+
+    #[test]
+    fn keys_with_control_characters_are_refused_and_others_fit_a_header() {
+        for bad in ["a\r\nX-Evil: 1", "nul\0", "tab\t"] {
+            assert!(checked_key(Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(checked_key(Some(&"k".repeat(257))).is_err());
+        assert_eq!(header_key("order-1042"), "order-1042");
+        let hashed = header_key("caf\u{e9}");
+        assert!(hashed.starts_with("sidecar-") && hashed.is_ascii());
     }
 
     #[test]

@@ -146,13 +146,13 @@ pub fn id_text(v: &Value) -> Option<String> {
 }
 
 /// Equal, or (for longer texts that a renderer reshaped, e.g. Markdown list numbers) one a
-/// subsequence of the other covering at least 80% of it.
+/// subsequence of the other covering at least 75% of it.
 fn same_words(a: &[String], b: &[String]) -> bool {
     if a == b {
         return true;
     }
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    if short.len() < 5 || short.len() * 5 < long.len() * 4 {
+    if short.len() < 5 || short.len() * 4 < long.len() * 3 {
         return false;
     }
     let mut rest = long.iter();
@@ -184,20 +184,34 @@ pub fn words(text: &str, html: bool) -> Vec<String> {
     out
 }
 
+/// The text of rendered content: block tags (paragraphs, line breaks, list items) separate words;
+/// inline ones (links, the spans Mastodon splits URLs and mentions into) do not.
 fn strip_tags(html: &str) -> String {
+    const BLOCKS: [&str; 13] = [
+        "p", "br", "li", "div", "ol", "ul", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6",
+    ];
     let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            // An unclosed `<` is text.
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let tag = &rest[open + 1..open + close];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if BLOCKS.contains(&name.as_str()) {
+            out.push(' ');
         }
+        rest = &rest[open + close + 1..];
     }
+    out.push_str(rest);
     out
 }
 
