@@ -112,7 +112,10 @@ mod tests {
         ] {
             let id = id_of(&[("activityid", raw)]);
             assert_eq!(id, id_of(&[("activityid", raw)]), "{raw:?}");
-            assert!(id.len() <= 128 && id.bytes().all(is_acceptable_byte_or_tilde), "{id}");
+            assert!(
+                id.len() <= 128 && id.bytes().all(is_acceptable_byte_or_tilde),
+                "{id}"
+            );
         }
         assert_ne!(
             id_of(&[("activityid", b"order 1")]),

@@ -17,8 +17,7 @@ pub async fn correlate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id =
-        telemetry::correlation_id(|name| req.headers().get(name).map(|v| v.as_bytes()));
+    let id = telemetry::correlation_id(|name| req.headers().get(name).map(|v| v.as_bytes()));
     req.extensions_mut().insert(CorrelationId(id.clone()));
     let quiet = matches!(req.path(), "/metrics" | "/healthz" | "/readyz");
     let span = tracing::info_span!("request", correlation_id = %id);

@@ -143,8 +143,18 @@ impl Endpoint {
     // resend may post twice. Whether to resend is the caller's decision (postStatus, with its ledger).
     endpoint!(POST_STATUS, "POST", "/api/v1/statuses", false, true);
     // Read to resolve a post whose answer was lost (operations/post_once.rs).
-    endpoint!(ACCOUNT_STATUSES, "GET", "/api/v1/accounts/:id/statuses", true);
-    endpoint!(SCHEDULED_STATUSES, "GET", "/api/v1/scheduled_statuses", true);
+    endpoint!(
+        ACCOUNT_STATUSES,
+        "GET",
+        "/api/v1/accounts/:id/statuses",
+        true
+    );
+    endpoint!(
+        SCHEDULED_STATUSES,
+        "GET",
+        "/api/v1/scheduled_statuses",
+        true
+    );
 }
 
 /// What the rate-limit headers of one answer said.

@@ -147,7 +147,10 @@ async fn read_software(client: &MastodonClient) -> Software {
         Ok(Some(links)) => links,
         Ok(None) => return Software::unknown(),
         Err(e) => {
-            tracing::info!(code = e.kind.code(), "no nodeinfo; the server's software is unknown");
+            tracing::info!(
+                code = e.kind.code(),
+                "no nodeinfo; the server's software is unknown"
+            );
             return Software::unknown();
         }
     };
@@ -158,7 +161,10 @@ async fn read_software(client: &MastodonClient) -> Software {
     match client.get_path(NODEINFO_DOCUMENT, &path, None).await {
         Ok(doc) => software_of(&doc),
         Err(e) => {
-            tracing::info!(code = e.kind.code(), "the nodeinfo document failed; the server's software is unknown");
+            tracing::info!(
+                code = e.kind.code(),
+                "the nodeinfo document failed; the server's software is unknown"
+            );
             Software::unknown()
         }
     }

@@ -6,8 +6,8 @@
 
 pub mod address;
 pub mod capabilities;
-pub mod form;
 mod client;
+pub mod form;
 mod instance;
 pub mod resilience;
 

@@ -238,7 +238,11 @@ impl Core {
         self.instance_info_within(conn, Duration::ZERO).await
     }
 
-    async fn instance_info_within(&self, conn: &Connection, max_age: Duration) -> Result<InstanceInfo> {
+    async fn instance_info_within(
+        &self,
+        conn: &Connection,
+        max_age: Duration,
+    ) -> Result<InstanceInfo> {
         let now = crate::mastodon::unix_now();
         let fresh = |info: &InstanceInfo| {
             info.url == conn.instance_url() && now - info.probed_at < max_age.as_secs() as i64
@@ -469,7 +473,12 @@ impl Core {
 
     /// How messages name the connection's server: its software, or "the server".
     pub async fn software_name(&self, conn: &Connection) -> String {
-        match conn.probe.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match conn
+            .probe
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             Some(info) => info.software.display().to_owned(),
             None => "the server".to_owned(),
         }

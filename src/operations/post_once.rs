@@ -39,9 +39,6 @@ const LEASE_MARGIN_S: i64 = 5;
 /// Statuses created this long before the post began still count as candidates (clock skew between
 /// the sidecar and the server).
 const CLOCK_SKEW_S: i64 = 120;
-/// How often one call sends a post again after the server showed it did not create it (a prompt
-/// 500, a connection closed before any answer): once for each, at most.
-const RESENDS: u32 = 2;
 /// How many of the account's latest statuses are read to resolve a doubt (40 is Mastodon's cap).
 const LOOKUP_LIMIT: usize = 40;
 
@@ -88,7 +85,7 @@ pub async fn post_once(core: &Core, post: &Post<'_>, token: SecretString) -> Res
             )
             .await?;
         match claim {
-            LedgerClaim::Claimed => return send(core, post, &token, now, RESENDS).await,
+            LedgerClaim::Claimed => return send(core, post, &token, now, resends(conn)).await,
             LedgerClaim::Posted { answer, .. } => {
                 tracing::info!(connection = %conn.name, "a repeat of a posted key: answering the kept status");
                 return Ok(answer);
@@ -128,6 +125,12 @@ fn lease_s(conn: &Connection) -> i64 {
     s.timeout_ms.div_ceil(1000) as i64 + wait + LEASE_MARGIN_S
 }
 
+/// How often one call sends a post again after the server showed it did not create it (a 5xx, a
+/// connection closed before any answer): the connection's `max_retries`.
+fn resends(conn: &Connection) -> u32 {
+    conn.settings.max_retries
+}
+
 /// How long after a doubt arose a status that did not show up is taken as never created.
 fn settle_s(conn: &Connection) -> i64 {
     conn.settings.doubt_settle_ms().div_ceil(1000) as i64
@@ -159,10 +162,11 @@ async fn send(
         .await;
     match outcome {
         Ok(answer) => settle_answer(core, post, answer).await,
-        // The connection closed without an answer (no timeout, no gateway's status): the server is
-        // done with the request, so what its statuses show decides, as after a prompt 500.
-        Err(e) if e.in_doubt && e.upstream.is_none() && e.kind != ErrorKind::UpstreamTimeout => {
-            tracing::warn!(connection = %conn.name, "the server closed the connection without answering the post; looking before anything is resent");
+        // The server is done with the request without a usable answer: the connection closed with
+        // none (no timeout), or a 502/503 came back (a server or gateway that failed, not one
+        // still working on it). What its statuses show decides, as after a prompt 500.
+        Err(e) if finished_without_answer(&e) => {
+            tracing::warn!(connection = %conn.name, code = e.kind.code(), "the post failed without a usable answer; looking before anything is resent");
             after_a_finished_failure(core, post, token, started_at, resends_left, e).await
         }
         Err(e) if e.in_doubt => {
@@ -173,7 +177,7 @@ async fn send(
         }
         Err(e) if e.upstream.as_ref().is_some_and(|u| u.status >= 500) => {
             // The server finished with the request and failed: it may still have created the
-            // status first (a 500 after creating). Look before resending, and resend once.
+            // status first (a 500 after creating). Look before resending.
             after_a_finished_failure(core, post, token, started_at, resends_left, e).await
         }
         Err(e) if keeps_refusal(&e) => {
@@ -190,7 +194,7 @@ async fn send(
 }
 
 /// The server finished with the request without a usable answer: found, it is answered; shown not
-/// created, it is sent again (at most [`RESENDS`] times a call); undecided, it stays in doubt.
+/// created, it is sent again (at most [`resends`] times a call); undecided, it stays in doubt.
 async fn after_a_finished_failure(
     core: &Core,
     post: &Post<'_>,
@@ -203,7 +207,13 @@ async fn after_a_finished_failure(
     match lookup(core, post, token, started_at).await {
         Lookup::Found(status) => settle_answer(core, post, status).await,
         Lookup::NotCreated if resends_left > 0 => {
-            tracing::info!(connection = %conn.name, "the server did not create the post; sending it once more");
+            tracing::info!(connection = %conn.name, "the server did not create the post; sending it again");
+            let reason = match &e.upstream {
+                Some(_) => "status_5xx",
+                None => "transport",
+            };
+            core.metrics
+                .upstream_retry(Endpoint::POST_STATUS.label, reason);
             Box::pin(send(core, post, token, started_at, resends_left - 1)).await
         }
         Lookup::NotCreated => {
@@ -218,11 +228,23 @@ async fn after_a_finished_failure(
     }
 }
 
+/// A failure after which the server cannot still be creating the status: the connection closed
+/// without an answer, or a 502/503. A timeout and a 504 (a gateway that gave up waiting) can.
+fn finished_without_answer(e: &Error) -> bool {
+    e.in_doubt
+        && match &e.upstream {
+            None => e.kind != ErrorKind::UpstreamTimeout,
+            Some(up) => up.status == 502 || up.status == 503,
+        }
+}
+
 /// A refusal a repeat of the same post would get again: kept, so the repeat is answered at once.
 fn keeps_refusal(e: &Error) -> bool {
     e.kind == ErrorKind::ValidationFailed
         || (e.kind == ErrorKind::UpstreamRejected
-            && e.upstream.as_ref().is_some_and(|u| u.status == 404 || u.status == 422))
+            && e.upstream
+                .as_ref()
+                .is_some_and(|u| u.status == 404 || u.status == 422))
 }
 
 /// A success: posted, unless the server dropped what the caller asked for (then the status exists,
@@ -279,7 +301,7 @@ async fn resolve(
         Lookup::NotCreated if unix_now() >= since + settle_s(conn) => {
             tracing::info!(connection = %conn.name, "the post in doubt was not created; sending it");
             // Boxed: sending may lead back here (a second doubt), and an async cycle needs a box.
-            Box::pin(send(core, post, token, unix_now(), RESENDS)).await
+            Box::pin(send(core, post, token, unix_now(), resends(conn))).await
         }
         Lookup::NotCreated => {
             mark_doubt(core, post, since).await?;

@@ -127,7 +127,10 @@ fn header_key(key: &str) -> String {
     if key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         key.to_owned()
     } else {
-        format!("sidecar-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..40])
+        format!(
+            "sidecar-{}",
+            &hex::encode(Sha256::digest(key.as_bytes()))[..40]
+        )
     }
 }
 
@@ -161,7 +164,11 @@ fn refuse_what_the_server_drops(p: &PostStatusParams, info: &InstanceInfo) -> Re
             "{name} ignores scheduled_at and would publish the status at once; post it at the time instead"
         ));
     }
-    if p.spoiler_text.as_deref().is_some_and(|s| !s.trim().is_empty()) && !caps.spoiler_text {
+    if p.spoiler_text
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty())
+        && !caps.spoiler_text
+    {
         return refuse(format!(
             "{name} drops spoiler_text (the content warning); leave it out, or put the warning in the text"
         ));

@@ -47,15 +47,22 @@ impl Expected {
         if let Some(visibility) = &self.visibility {
             match shown.get("visibility").and_then(Value::as_str) {
                 Some(kept) if kept == visibility => {}
-                Some(kept) => dropped.push(format!(
-                    "visibility {visibility:?} was stored as {kept:?}"
-                )),
+                Some(kept) => {
+                    dropped.push(format!("visibility {visibility:?} was stored as {kept:?}"))
+                }
                 None if is_scheduled => {}
                 None => dropped.push(format!("visibility {visibility:?} is not in the answer")),
             }
         }
-        if let Some(spoiler) = self.spoiler_text.as_deref().filter(|s| !s.trim().is_empty()) {
-            let kept = shown.get("spoiler_text").and_then(Value::as_str).unwrap_or("");
+        if let Some(spoiler) = self
+            .spoiler_text
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
+            let kept = shown
+                .get("spoiler_text")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if kept.trim() != spoiler.trim() {
                 dropped.push("spoiler_text was dropped".to_owned());
             }
@@ -188,7 +195,19 @@ pub fn words(text: &str, html: bool) -> Vec<String> {
 /// inline ones (links, the spans Mastodon splits URLs and mentions into) do not.
 fn strip_tags(html: &str) -> String {
     const BLOCKS: [&str; 13] = [
-        "p", "br", "li", "div", "ol", "ul", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6",
+        "p",
+        "br",
+        "li",
+        "div",
+        "ol",
+        "ul",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
     ];
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
@@ -270,7 +289,8 @@ mod tests {
 
     #[test]
     fn rendered_content_matches_the_text_it_came_from() {
-        let e = expected("Hi @alice@social.example, see https://example.org/a-very-long-path #news <3");
+        let e =
+            expected("Hi @alice@social.example, see https://example.org/a-very-long-path #news <3");
         let mastodon = r#"<p>Hi <span class="h-card"><a href="https://social.example/@alice" class="u-url mention">@<span>alice</span></a></span>, see <a href="https://example.org/a-very-long-path"><span class="invisible">https://</span><span class="ellipsis">example.org/a-very-lo</span><span class="invisible">ng-path</span></a> <a href="/tags/news">#<span>news</span></a> &lt;3</p>"#;
         assert!(e.matches(&json!({"content": mastodon})));
         assert!(!e.matches(&json!({"content": "<p>Hi alice, see nothing</p>"})));
@@ -295,7 +315,8 @@ mod tests {
             scheduled: true,
             ..Default::default()
         };
-        let status = json!({"id": "1", "content": "<p>x</p>", "visibility": "public", "spoiler_text": ""});
+        let status =
+            json!({"id": "1", "content": "<p>x</p>", "visibility": "public", "spoiler_text": ""});
         let dropped = e.dropped(&status);
         assert_eq!(dropped.len(), 3, "{dropped:?}");
         let scheduled = json!({"id": "1", "scheduled_at": "2030-01-01T00:00:00.000Z",
@@ -311,7 +332,11 @@ mod tests {
             in_reply_to_id: Some("7".into()),
             ..Default::default()
         };
-        assert_eq!(e.dropped(&json!({"poll": null, "in_reply_to_id": null})).len(), 2);
+        assert_eq!(
+            e.dropped(&json!({"poll": null, "in_reply_to_id": null}))
+                .len(),
+            2
+        );
         assert!(e
             .dropped(&json!({"poll": {"options": [{}, {}]}, "in_reply_to_id": "7"}))
             .is_empty());
@@ -319,6 +344,9 @@ mod tests {
 
     #[test]
     fn entities_decode_and_unknown_ones_stay() {
-        assert_eq!(decode_entities("a &amp; b &#39;c&#x27; &bogus; &"), "a & b 'c' &bogus; &");
+        assert_eq!(
+            decode_entities("a &amp; b &#39;c&#x27; &bogus; &"),
+            "a & b 'c' &bogus; &"
+        );
     }
 }

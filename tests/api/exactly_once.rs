@@ -76,7 +76,10 @@ async fn post_until_final(app: &TestApp, format: Format, text: &str, activity: &
 
 fn id_of(answer: &Answer) -> String {
     let v: Value = answer.value();
-    v["id"].as_str().map(str::to_owned).unwrap_or_else(|| v["id"].to_string())
+    v["id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| v["id"].to_string())
 }
 
 /// Runs `scenario` for every profile and format at once, each with its own stand-in and sidecar.
@@ -135,7 +138,11 @@ async fn a_5xx_after_creating_posts_once() {
                 1,
                 "{profile:?} {format:?} {status}"
             );
-            assert_eq!(app.standin.hits(ROUTE), 1, "{profile:?} {format:?} {status}");
+            assert_eq!(
+                app.standin.hits(ROUTE),
+                1,
+                "{profile:?} {format:?} {status}"
+            );
         }
     })
     .await;
@@ -147,7 +154,11 @@ async fn a_500_before_creating_is_sent_once_more_and_posts_once() {
         let app = app_for(profile).await;
         app.standin.fail_next(ROUTE, 500, 1);
         let answer = post(&app, format, "second time lucky", "esb-500").await;
-        assert_eq!(answer.status, 200, "{profile:?} {format:?}: {}", answer.body);
+        assert_eq!(
+            answer.status, 200,
+            "{profile:?} {format:?}: {}",
+            answer.body
+        );
         assert_eq!(app.standin.hits(ROUTE), 2, "{profile:?} {format:?}");
         assert_eq!(app.standin.statuses().len(), 1, "{profile:?} {format:?}");
     })
@@ -161,7 +172,12 @@ async fn a_stall_past_the_timeout_then_a_creation_posts_once() {
         app.standin
             .stall_then_create(ROUTE, Duration::from_millis(TIMEOUT_MS + 400), 1);
         let first = post(&app, format, "slow server", "esb-stall").await;
-        assert_eq!(first.code(), "outcome_unknown", "{profile:?} {format:?}: {}", first.body);
+        assert_eq!(
+            first.code(),
+            "outcome_unknown",
+            "{profile:?} {format:?}: {}",
+            first.body
+        );
         assert!(first.header("retry-after").is_some());
         let last = post_until_final(&app, format, "slow server", "esb-stall").await;
         assert_eq!(last.status, 200, "{profile:?} {format:?}: {}", last.body);
@@ -185,7 +201,11 @@ async fn a_resend_while_the_first_is_still_slow_waits_for_it_and_posts_once() {
         let second = post_until_final(&app, format, "slow first", "esb-slow").await;
         let first = first.await.unwrap();
         assert_eq!(first.status, 200, "{profile:?} {format:?}: {}", first.body);
-        assert_eq!(second.status, 200, "{profile:?} {format:?}: {}", second.body);
+        assert_eq!(
+            second.status, 200,
+            "{profile:?} {format:?}: {}",
+            second.body
+        );
         assert_eq!(id_of(&first), id_of(&second));
         assert_eq!(app.standin.hits(ROUTE), 1, "{profile:?} {format:?}");
         assert_eq!(app.standin.statuses().len(), 1, "{profile:?} {format:?}");
@@ -215,8 +235,12 @@ async fn the_caller_idempotency_key_is_honoured_on_every_server() {
     every_profile_and_format(|profile, format| async move {
         let app = app_for(profile).await;
         let params = json!({"status": "keyed", "idempotency_key": "order-1042"});
-        let a = app.call_with(format, "postStatus", params.clone(), &[("activityid", "a")]).await;
-        let b = app.call_with(format, "postStatus", params, &[("activityid", "b")]).await;
+        let a = app
+            .call_with(format, "postStatus", params.clone(), &[("activityid", "a")])
+            .await;
+        let b = app
+            .call_with(format, "postStatus", params, &[("activityid", "b")])
+            .await;
         assert_eq!(a.status, 200, "{profile:?} {format:?}: {}", a.body);
         assert_eq!(b.status, 200, "{profile:?} {format:?}: {}", b.body);
         assert_eq!(id_of(&a), id_of(&b));
@@ -229,7 +253,12 @@ async fn the_caller_idempotency_key_is_honoured_on_every_server() {
                 json!({"status": "something else", "idempotency_key": "order-1042"}),
             )
             .await;
-        assert_eq!(other.code(), "invalid_request", "{profile:?} {format:?}: {}", other.body);
+        assert_eq!(
+            other.code(),
+            "invalid_request",
+            "{profile:?} {format:?}: {}",
+            other.body
+        );
     })
     .await;
 }
@@ -238,9 +267,14 @@ async fn the_caller_idempotency_key_is_honoured_on_every_server() {
 async fn a_correlation_id_of_any_shape_keeps_its_identity() {
     let app = app_for(Profile::GoToSocial).await;
     // (Non-ASCII bytes are in telemetry's unit test: this client sends visible ASCII only.)
-    for (n, activity) in ["order 1042 #retry", "{urn:x}", "with space", &"z".repeat(300)]
-        .into_iter()
-        .enumerate()
+    for (n, activity) in [
+        "order 1042 #retry",
+        "{urn:x}",
+        "with space",
+        &"z".repeat(300),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let text = format!("message {n}");
         let a = post(&app, Format::Json, &text, activity).await;

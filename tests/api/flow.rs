@@ -183,12 +183,13 @@ async fn every_operation_answers_the_same_fields_in_every_format() {
             );
         }
     }
-    // The poll reached Mastodon with Mastodon's types, from every format.
+    // The poll reached the server as a form with bracket keys (`poll[options][]`), from every
+    // format: the one encoding every server reads.
     let body = app.standin.last_body("POST /api/v1/statuses").unwrap();
     assert_eq!(body["poll"]["options"], json!(["yes", "no"]));
-    assert_eq!(body["poll"]["expires_in"], json!(600));
-    assert_eq!(body["poll"]["multiple"], json!(true));
-    assert_eq!(body["sensitive"], json!(true));
+    assert_eq!(body["poll"]["expires_in"], json!("600"));
+    assert_eq!(body["poll"]["multiple"], json!("true"));
+    assert_eq!(body["sensitive"], json!("true"));
 }
 
 #[tokio::test]
