@@ -16,3 +16,4 @@ mod persistence;
 mod postgres;
 mod secrets;
 mod security;
+mod servers;
