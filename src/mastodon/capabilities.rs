@@ -245,6 +245,8 @@ impl Capabilities {
                 idempotency_survives_restart: false,
                 json_bodies: false,
                 length_rule: LengthRule::Unknown,
+                // It answers a Status to `scheduled_at`: published at once.
+                scheduling: false,
                 token_refusal_422: true,
                 client_credentials: ClientCredentialsGrant::NeedsRedirectUri,
                 profile_scope: false,
