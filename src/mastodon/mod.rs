@@ -10,8 +10,8 @@ mod client;
 mod instance;
 pub mod resilience;
 
+pub use capabilities::{Capabilities, CapabilityOverrides, LengthRule, Software};
 pub use client::format_unix;
 pub(crate) use client::unix_now;
 pub use client::{Endpoint, MastodonClient, RateLimit};
-pub use capabilities::{Capabilities, CapabilityOverrides, LengthRule, Software};
 pub use instance::InstanceInfo;

@@ -474,6 +474,8 @@ async fn the_instance_probe_is_kept() {
         poll_min_expiration: None,
         poll_max_expiration: None,
         pkce: true,
+        software: mastodon_sidecar::mastodon::Software::unknown(),
+        capabilities: Default::default(),
         probed_at: 42,
     };
     store.put_instance("main", &info).await.unwrap();
