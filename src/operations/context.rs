@@ -446,12 +446,14 @@ impl Core {
     pub const REVOKED_RECHECK_AFTER: Duration = Duration::from_secs(60);
 
     /// What the server is known to do, without failing: the probe's capabilities when there is one,
-    /// else the conservative set (which recognises every refusal shape).
+    /// else the conservative set (which recognises every refusal shape); the connection's
+    /// configured overrides win either way (applying them twice changes nothing).
     pub async fn capabilities_of(&self, conn: &Connection) -> crate::mastodon::Capabilities {
         self.instance_info_if_known(conn)
             .await
             .map(|info| info.capabilities)
             .unwrap_or_default()
+            .with_overrides(&conn.settings.capabilities)
     }
 
     /// verify_credentials with the user token, judged as a check of the token itself: there a 422

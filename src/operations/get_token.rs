@@ -146,7 +146,9 @@ pub async fn exchange_code(
             return Err(e);
         }
     };
-    let record = token_record(conn, &answer, pending.map(|p| p.scope))?;
+    // The scope asked for: the authorization's, else (a URL built elsewhere) the app's.
+    let asked = pending.map(|p| p.scope).or_else(|| app.scopes.clone());
+    let record = token_record(conn, &answer, asked)?;
     let superseded = if conn.inline {
         None
     } else {

@@ -11,6 +11,7 @@ mod flow;
 mod helpers;
 mod hostile;
 mod load;
+mod oauth;
 mod persistence;
 mod postgres;
 mod secrets;
