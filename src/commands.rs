@@ -57,13 +57,23 @@ async fn run(core: &Core, operation: Operation, params: Value) -> Result<Value, 
 
 /// Registers the app when needed, prints the authorization URL, reads the code (from `code`, else
 /// from `input`), stores the token and says which account posts will use.
+///
+/// The authorization begun here is finished with its own state, so other authorizations pending
+/// for the connection (a flow's, another terminal's) neither block nor get finished by mistake.
+/// A code obtained from an earlier run comes with that run's `state`.
 pub async fn authorize(
     settings: Settings,
     connection: Option<String>,
     code: Option<String>,
+    state: Option<String>,
     input: &mut dyn BufRead,
     output: &mut dyn Write,
 ) -> Result<(), CommandError> {
+    if state.is_some() && code.is_none() {
+        return Err(CommandError(
+            "--state goes with --code (the code of an earlier run and that run's state); without --code, a new authorization is begun and its own state used".into(),
+        ));
+    }
     let core = core(settings).await?;
     let conn = core.connection(connection.as_deref())?;
     let name = json!(conn.name);
@@ -76,13 +86,14 @@ pub async fn authorize(
             conn.instance_url()
         )?;
     }
-    let code = match code {
-        Some(code) => code,
+    let (code, state) = match code {
+        Some(code) => (code, state),
         None => {
             let auth = run(&core, Operation::AuthorizeUrl, json!({"connection": name})).await?;
+            let state = auth["state"].as_str().unwrap_or_default().to_owned();
             writeln!(
                 output,
-                "Open this URL in a browser, sign in as the account to post as, and approve:\n\n  {}\n",
+                "Open this URL in a browser, sign in as the account to post as, and approve:\n\n  {}\n\n(If you stop here, finish later with --code CODE --state {state})\n",
                 auth["url"].as_str().unwrap_or_default()
             )?;
             write!(output, "Then paste the code Mastodon shows here: ")?;
@@ -93,16 +104,21 @@ pub async fn authorize(
             if code.is_empty() {
                 return Err(CommandError("no code was given; nothing was stored".into()));
             }
-            // The state is not needed: exactly one authorization is pending, the one just begun.
-            code
+            (code, Some(state))
         }
     };
-    run(
-        &core,
-        Operation::GetToken,
-        json!({"connection": name, "code": code}),
-    )
-    .await?;
+    // snac's out-of-band page shows `CODE&state=STATE`: a pasted whole line still works.
+    let code = code
+        .split("&state=")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mut params = json!({"connection": name, "code": code});
+    if let Some(state) = state {
+        params["state"] = json!(state);
+    }
+    run(&core, Operation::GetToken, params).await?;
     let account = run(
         &core,
         Operation::VerifyCredentials,

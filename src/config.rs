@@ -232,8 +232,12 @@ fn default_redirect_uri() -> String {
     OOB_REDIRECT_URI.to_owned()
 }
 fn default_scopes() -> String {
-    // `read:accounts` rather than `profile`: it works on servers older than 4.3 too.
-    "read:accounts write:statuses".to_owned()
+    // `read write` rather than granular scopes: it is the one set every server in servers.md
+    // honours. Takahē knows only `read`/`write` (a `read:accounts` token gets 403 on
+    // verify_credentials) and Mitra keeps only `read`/`write`/`profile` at registration (granular
+    // ones leave the app with no scopes); `profile` needs Mastodon 4.3+. Narrow it per connection
+    // where the server honours granular scopes.
+    "read write".to_owned()
 }
 fn default_connect_timeout_ms() -> u64 {
     5_000

@@ -40,6 +40,10 @@ enum Command {
         /// The code Mastodon showed, when you already have it (else it is read from standard input).
         #[arg(long)]
         code: Option<String>,
+        /// With --code: the state of the authorization the code belongs to (printed by the run
+        /// that showed the URL), so the right one is finished when several are pending.
+        #[arg(long)]
+        state: Option<String>,
     },
     /// Re-seal every stored secret under a new key.
     RotateKey {
@@ -67,12 +71,17 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
-        Command::Authorize { connection, code } => command(&cli.config, |settings| async move {
+        Command::Authorize {
+            connection,
+            code,
+            state,
+        } => command(&cli.config, |settings| async move {
             let stdin = std::io::stdin();
             mastodon_sidecar::commands::authorize(
                 settings,
                 connection,
                 code,
+                state,
                 &mut stdin.lock(),
                 &mut std::io::stdout(),
             )

@@ -11,7 +11,6 @@ use super::context::Core;
 use super::get_token::{exchange_code, refuse_pinned_token};
 use crate::clock::unix_now;
 use crate::error::Error;
-use crate::mastodon::Endpoint;
 use crate::store::PendingLookup;
 
 /// The account now connected.
@@ -70,9 +69,16 @@ pub async fn oauth_callback(
     state: Option<&str>,
     denied: Option<&str>,
 ) -> Result<Connected, CallbackRefusal> {
-    let state = state
-        .filter(|s| !s.is_empty())
-        .ok_or(CallbackRefusal::MissingState)?;
+    let state = state.filter(|s| !s.is_empty());
+    let Some(state) = state else {
+        // Some servers (Hollo) send a denial back with `error` but without the state: it is still
+        // a denial, and the person should read that, not "unknown state". Nothing is taken.
+        if let Some(reason) = denied {
+            tracing::info!("an authorization was denied at the server (no state came back)");
+            return Err(CallbackRefusal::Denied(reason.chars().take(100).collect()));
+        }
+        return Err(CallbackRefusal::MissingState);
+    };
     let pending = match core.store.take_pending(state).await.map_err(Error::from)? {
         PendingLookup::Taken(pending) => pending,
         PendingLookup::AlreadyUsed => return Err(CallbackRefusal::Replayed),
@@ -98,13 +104,10 @@ pub async fn oauth_callback(
     let app = core.require_app(&conn).await?;
     exchange_code(core, &conn, &app, Some(pending), &code, None).await?;
     // Name the account; a token without a read scope cannot, and that is no reason to fail.
-    let client = &conn.client;
-    let account = core
-        .with_user_token(&conn, |token| async move {
-            client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
-        })
-        .await
-        .ok();
+    let account = match core.require_user_token(&conn).await {
+        Ok(token) => core.verify_user_token(&conn, token).await.ok(),
+        Err(_) => None,
+    };
     let text = |k: &str| {
         account
             .as_ref()

@@ -23,6 +23,8 @@ use crate::mastodon::{format_unix, InstanceInfo, MastodonClient};
 use crate::metrics::Metrics;
 use crate::store::{Store, TokenKind};
 
+use super::verify_credentials::{token_verdict, TokenVerdict};
+
 /// How old a stored probe may be before `init` probes again. Limits rarely change, and MI flows call
 /// `init` before every operation: probing each time would spend the caller's rate limit for nothing.
 const INIT_PROBE_MAX_AGE: Duration = Duration::from_secs(5 * 60);
@@ -322,20 +324,33 @@ impl Core {
             .map(|t| t.access_token))
     }
 
-    /// The user token, or the error that says how to get one (also when Mastodon revoked it).
+    /// The user token, or the error that says how to get one (also when the server refused it).
+    ///
+    /// A revoked mark is re-checked rather than kept forever: a refusal may have been a passing
+    /// fault (a proxy's 401, a server restarting), and a token the server accepts again must not stay
+    /// a dead end. Once the mark is older than [`Core::REVOKED_RECHECK_AFTER`], the token is tried once
+    /// with verify_credentials; the mark is re-stamped first, so the check happens at most once per
+    /// that interval per connection, however many calls and replicas notice.
     pub async fn require_user_token(&self, conn: &Connection) -> Result<SecretString> {
-        let revoked = |at: i64| {
-            Error::credentials_missing(format!(
-                "the user token of connection {:?} was revoked at Mastodon (refused with 401 at {}): authorize again with authorizeUrl and getToken",
-                conn.name,
-                format_unix(at)
-            ))
-        };
         if let Some(token) = &conn.settings.access_token {
-            return match conn.pinned_token_revoked_at.load(Ordering::Relaxed) {
-                0 => Ok(token.clone()),
-                at => Err(revoked(at)),
-            };
+            let at = conn.pinned_token_revoked_at.load(Ordering::Relaxed);
+            if at == 0 {
+                return Ok(token.clone());
+            }
+            let now = crate::clock::unix_now();
+            if now - at >= Self::REVOKED_RECHECK_AFTER.as_secs() as i64
+                && conn
+                    .pinned_token_revoked_at
+                    .compare_exchange(at, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                && self.recheck_token(conn, token).await
+            {
+                conn.pinned_token_revoked_at.store(0, Ordering::Relaxed);
+                return Ok(token.clone());
+            }
+            return Err(
+                self.revoked_error(conn, conn.pinned_token_revoked_at.load(Ordering::Relaxed))
+            );
         }
         if let Some(token) = conn.cached_token() {
             return Ok(token);
@@ -350,7 +365,22 @@ impl Core {
         };
         match record {
             Some(t) => match t.revoked_at {
-                Some(at) => Err(revoked(at)),
+                Some(at) => {
+                    let now = crate::clock::unix_now();
+                    if now - at >= Self::REVOKED_RECHECK_AFTER.as_secs() as i64
+                        && self.restamp_revoked(conn, now).await?
+                    {
+                        if self.recheck_token(conn, &t.access_token).await {
+                            self.store
+                                .clear_token_revoked(&conn.name, TokenKind::User)
+                                .await?;
+                            conn.cache_token(Some(&t.access_token));
+                            return Ok(t.access_token);
+                        }
+                        return Err(self.revoked_error(conn, now));
+                    }
+                    Err(self.revoked_error(conn, at))
+                }
                 None => {
                     conn.cache_token(Some(&t.access_token));
                     Ok(t.access_token)
@@ -363,9 +393,11 @@ impl Core {
         }
     }
 
-    /// Runs `call` with the user token. A 401 from Mastodon means the token was revoked: the
-    /// connection is marked so at once (in the store, for every replica), later calls fail fast, and
-    /// one warning is logged.
+    /// Runs `call` with the user token. A refusal of the token (a 401 on any call; on servers that
+    /// answer so, a 400 `Invalid Bearer token` or a 422 on verify_credentials) marks it revoked at
+    /// once (in the store, for every replica), later calls fail fast until the mark is re-checked,
+    /// and one warning is logged. A 403 for a missing scope is not a revocation: it is reported as a
+    /// scope problem.
     pub async fn with_user_token<T, F, Fut>(&self, conn: &Connection, call: F) -> Result<T>
     where
         F: FnOnce(SecretString) -> Fut,
@@ -386,18 +418,10 @@ impl Core {
         F: FnOnce(SecretString) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let result = call(token).await;
-        match &result {
-            Ok(_) => self.metrics.token_valid(&conn.name, true),
-            Err(e) if e.upstream.as_ref().is_some_and(|u| u.status == 401) => {
-                self.token_refused(conn).await?;
-            }
-            Err(_) => {}
-        }
-        result
+        self.run_with_token(conn, token, false, call).await
     }
 
-    /// Records that Mastodon refused the connection's user token.
+    /// Records that the server refused the connection's user token.
     pub async fn token_refused(&self, conn: &Connection) -> Result<()> {
         conn.token_changed();
         let now = crate::clock::unix_now();
@@ -416,7 +440,8 @@ impl Core {
         if first {
             tracing::warn!(
                 connection = %conn.name,
-                "Mastodon refused the user token (401): it was revoked; calls fail fast until the account is authorized again"
+                pinned = conn.settings.access_token.is_some(),
+                "the server refused the user token: it was revoked; calls fail fast until the account is authorized again (or a re-check finds it accepted)"
             );
         }
         Ok(())
@@ -482,6 +507,214 @@ impl Core {
             Some(info) => info.software.display().to_owned(),
             None => "the server".to_owned(),
         }
+    }
+
+    /// How old a revoked mark must be before the token is tried again. A minute: long enough that a
+    /// token really revoked costs the server one extra call a minute at most, short enough that a
+    /// refusal caused by a passing fault (a proxy, a restart, a misread answer) heals by itself.
+    pub const REVOKED_RECHECK_AFTER: Duration = Duration::from_secs(60);
+
+    /// What the server is known to do, without failing: the probe's capabilities when there is one,
+    /// else the conservative set (which recognises every refusal shape); the connection's
+    /// configured overrides win either way (applying them twice changes nothing).
+    pub async fn capabilities_of(&self, conn: &Connection) -> crate::mastodon::Capabilities {
+        self.instance_info_if_known(conn)
+            .await
+            .map(|info| info.capabilities)
+            .unwrap_or_default()
+            .with_overrides(&conn.settings.capabilities)
+    }
+
+    /// verify_credentials with the user token, judged as a check of the token itself: there a 422
+    /// (snac) or a 400 without Mastodon's JSON (Takahē) is a refusal of the token.
+    pub async fn verify_user_token(&self, conn: &Connection, token: SecretString) -> Result<Value> {
+        let client = &conn.client;
+        self.run_with_token(conn, token, true, |token| async move {
+            client
+                .get(crate::mastodon::Endpoint::VERIFY_CREDENTIALS, Some(&token))
+                .await
+        })
+        .await
+    }
+
+    async fn run_with_token<T, F, Fut>(
+        &self,
+        conn: &Connection,
+        token: SecretString,
+        on_verify: bool,
+        call: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(SecretString) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let kept = token.clone();
+        match call(token).await {
+            Ok(value) => {
+                self.metrics.token_valid(&conn.name, true);
+                Ok(value)
+            }
+            Err(e) => Err(self.judge_failure(conn, &kept, e, on_verify).await?),
+        }
+    }
+
+    /// Decides what a failed call says about the token, acts on it (marks it revoked), and answers
+    /// the error the caller sees, with what to do next.
+    async fn judge_failure(
+        &self,
+        conn: &Connection,
+        token: &SecretString,
+        e: Error,
+        on_verify: bool,
+    ) -> Result<Error> {
+        if !e
+            .upstream
+            .as_ref()
+            .is_some_and(|u| matches!(u.status, 400 | 401 | 403 | 422))
+        {
+            return Ok(e);
+        }
+        let caps = self.capabilities_of(conn).await;
+        let verdict = match token_verdict(&e, &caps, on_verify) {
+            // An ambiguous answer (a 400 without Mastodon's JSON on another call) is confirmed with
+            // verify_credentials: a content refusal must not lock the account out.
+            TokenVerdict::Suspect => match conn
+                .client
+                .get(crate::mastodon::Endpoint::VERIFY_CREDENTIALS, Some(token))
+                .await
+            {
+                Err(check) if token_verdict(&check, &caps, true) == TokenVerdict::Refused => {
+                    TokenVerdict::Refused
+                }
+                _ => TokenVerdict::Unrelated,
+            },
+            verdict => verdict,
+        };
+        match verdict {
+            TokenVerdict::Refused => {
+                self.token_refused(conn).await?;
+                let mut e = e;
+                e.detail = format!(
+                    "{}: the server refused the user token of connection {:?}; {}",
+                    e.detail,
+                    conn.name,
+                    self.reauthorize_advice(conn)
+                );
+                Ok(e)
+            }
+            TokenVerdict::OutOfScope => {
+                let needs = if caps.granular_scopes {
+                    "a scope that covers this call (read:accounts for verifyCredentials, write:statuses for postStatus), or simply `read write`"
+                } else {
+                    "`read write`: it honours no granular scopes such as read:accounts"
+                };
+                let mut e = e;
+                e.detail = format!(
+                    "{}: the token of connection {:?} lacks a scope this call needs (not a revocation); this server needs {needs}. Set the connection's scopes, run createApp with force=true, then authorize again",
+                    e.detail, conn.name
+                );
+                Ok(e)
+            }
+            TokenVerdict::Suspect | TokenVerdict::Unrelated => Ok(e),
+        }
+    }
+
+    /// What to do about a refused user token: a pinned one is replaced in the configuration, a
+    /// stored one is obtained again.
+    pub fn reauthorize_advice(&self, conn: &Connection) -> String {
+        if conn.settings.access_token.is_some() {
+            format!(
+                "the token is pinned in the configuration: replace the configured access_token ({}) with a working token and restart",
+                Core::pinned_token_variable(&conn.name)
+            )
+        } else {
+            "authorize again with authorizeUrl and getToken (or `mastodon-sidecar authorize`)"
+                .to_owned()
+        }
+    }
+
+    fn revoked_error(&self, conn: &Connection, at: i64) -> Error {
+        Error::credentials_missing(format!(
+            "the user token of connection {:?} was refused by the server (marked revoked at {}; re-checked once a minute): {}",
+            conn.name,
+            format_unix(at),
+            self.reauthorize_advice(conn)
+        ))
+    }
+
+    /// Moves a stored revoked mark to `now`, as the claim to re-check it: false when another caller
+    /// just did (the mark is gone or fresh).
+    async fn restamp_revoked(&self, conn: &Connection, now: i64) -> Result<bool> {
+        if conn.inline
+            || !self
+                .store
+                .clear_token_revoked(&conn.name, TokenKind::User)
+                .await?
+        {
+            return Ok(false);
+        }
+        self.store
+            .mark_token_revoked(&conn.name, TokenKind::User, now)
+            .await?;
+        Ok(true)
+    }
+
+    /// Tries a token marked revoked once: true when the server accepts it again.
+    async fn recheck_token(&self, conn: &Connection, token: &SecretString) -> bool {
+        match conn
+            .client
+            .get(crate::mastodon::Endpoint::VERIFY_CREDENTIALS, Some(token))
+            .await
+        {
+            Ok(_) => {
+                conn.token_changed();
+                self.metrics.token_valid(&conn.name, true);
+                tracing::info!(connection = %conn.name, "the server accepts the user token marked revoked again; the mark is cleared");
+                true
+            }
+            Err(e) => {
+                let caps = self.capabilities_of(conn).await;
+                if token_verdict(&e, &caps, true) == TokenVerdict::Refused {
+                    tracing::info!(connection = %conn.name, "the user token marked revoked is still refused");
+                } else {
+                    tracing::warn!(connection = %conn.name, code = e.kind.code(), "re-check of the revoked user token inconclusive; the mark stays");
+                }
+                false
+            }
+        }
+    }
+
+    /// The server no longer knows the connection's app (`invalid_client`): a stored app is
+    /// forgotten, so the next `createApp` registers again; the error says so. It is not registered
+    /// again here: the code or token at hand was issued to the old app and no new app rescues it,
+    /// and registering is rate-limited (five per ten minutes on Mastodon).
+    pub async fn app_refused(&self, conn: &Connection, e: Error) -> Result<Error> {
+        let advice = if conn.settings.client_id.is_some() {
+            format!(
+                "client_id and client_secret are pinned in the configuration: replace them (MASTODON_SIDECAR__CONNECTIONS__{}__CLIENT_ID / __CLIENT_SECRET), or remove them and run createApp",
+                conn.name.to_ascii_uppercase()
+            )
+        } else {
+            if !conn.inline {
+                self.store.delete_app(&conn.name).await?;
+            }
+            tracing::warn!(connection = %conn.name, "the server no longer knows the app (invalid_client); the stored app is forgotten");
+            "the stored app was forgotten: run createApp, then authorize again".to_owned()
+        };
+        let mut refused = Error::credentials_missing(format!(
+            "the server no longer knows the app of connection {:?} (invalid_client: deleted there, e.g. snac deletes it on revocation): {advice}",
+            conn.name
+        ));
+        refused.upstream = e.upstream;
+        Ok(refused)
+    }
+
+    /// The environment variable that replaces a connection's pinned user token.
+    pub fn pinned_token_variable(connection: &str) -> String {
+        format!(
+            "MASTODON_SIDECAR__CONNECTIONS__{}__ACCESS_TOKEN",
+            connection.to_ascii_uppercase()
+        )
     }
 }
 

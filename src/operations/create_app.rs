@@ -2,7 +2,8 @@
 //!
 //! Mastodon allows five registrations per ten minutes per IP, and an app is needed only once per
 //! server, so a second call with the same scopes and redirect URIs answers the stored app without
-//! calling out. `scopes` is always sent as a space-separated string: Mastodon silently drops an array.
+//! calling out. A call with other scopes or redirect URIs is refused unless `force` is true: the
+//! stored app's client secret would be lost silently. `scopes` is always sent as a space-separated string: Mastodon silently drops an array.
 
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -28,6 +29,10 @@ pub struct CreateAppParams {
     pub scopes: Option<String>,
     #[serde(default, deserialize_with = "params::opt_string")]
     pub website: Option<String>,
+    /// Replace a stored app registered with other scopes or redirect URIs. Without it such a call
+    /// is refused: registering again would lose the stored app's client secret.
+    #[serde(default, deserialize_with = "params::opt_bool")]
+    pub force: Option<bool>,
 }
 
 /// `"read  write\n"` → `"read write"`: one canonical form to send and to compare.
@@ -95,6 +100,16 @@ pub async fn create_app(core: &Core, p: CreateAppParams) -> Result<Value> {
                 tracing::info!(connection = %conn.name, "app already registered; answering the stored one");
                 let secret = existing.client_secret.expose_secret().to_owned();
                 return Ok(answer(core, &conn.name, existing.entity, Some(secret)));
+            }
+            if existing.instance == conn.instance_url() && p.force != Some(true) {
+                return Err(Error::invalid(format!(
+                    "connection {:?} already has an app, registered with scopes {:?} and redirect URIs {:?}; this call asks for scopes {:?} and redirect URIs {:?}. Registering again would replace the stored app and lose its client secret: pass force=true to replace it (nothing is revoked; tokens of the old app stay valid at the server until revoked there), or call createApp with the stored app's values",
+                    conn.name,
+                    existing.scopes,
+                    existing.redirect_uris.join(" "),
+                    scopes,
+                    redirect_uris.join(" ")
+                )));
             }
         }
         let now = unix_now();

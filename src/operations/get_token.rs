@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use super::context::{AppCredentials, Connection, Core};
 use super::create_app::normalize_scopes;
 use super::params;
+use super::revoke_token::{is_invalid_client, revoke_at_server, Revocation};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mastodon::capabilities::{ClientCredentialsGrant, RevokeStyle};
 use crate::mastodon::{unix_now, Endpoint};
 use crate::store::{PendingAuthorization, PendingLookup, TokenKind, TokenRecord};
 
@@ -75,8 +77,15 @@ async fn authorization_code(
             )));
         }
     }
-    let record = exchange_code(core, conn, app, pending, &code, p.redirect_uri).await?;
-    Ok(result(core, conn, "authorization_code", &record))
+    let (record, expires_in) =
+        exchange_code(core, conn, app, pending, &code, p.redirect_uri).await?;
+    Ok(result(
+        core,
+        conn,
+        "authorization_code",
+        &record,
+        expires_in,
+    ))
 }
 
 /// A token pinned in configuration would override the one obtained here: say so instead.
@@ -91,7 +100,9 @@ pub fn refuse_pinned_token(conn: &Connection) -> Result<()> {
 }
 
 /// Exchanges `code` (with the pending authorization's verifier and redirect URI, when there is one)
-/// and stores the user token.
+/// and stores the user token; answers it with the `expires_in` the server gave, if any. A user
+/// token it replaces is revoked at the server, best effort: re-authorizing leaves the older token
+/// valid on every server in servers.md, and nobody could revoke it through the sidecar afterwards.
 pub async fn exchange_code(
     core: &Core,
     conn: &Connection,
@@ -99,7 +110,7 @@ pub async fn exchange_code(
     pending: Option<PendingAuthorization>,
     code: &SecretString,
     redirect_uri: Option<String>,
-) -> Result<TokenRecord> {
+) -> Result<(TokenRecord, Option<i64>)> {
     let redirect_uri = match (&pending, redirect_uri) {
         (Some(pending), _) => pending.redirect_uri.clone(),
         (None, Some(given)) => given,
@@ -129,17 +140,60 @@ pub async fn exchange_code(
                 // Mastodon never saw the code, or we never saw its answer: let the caller retry.
                 core.store.restore_pending(&pending.state).await?;
             }
+            if is_invalid_client(&e) {
+                return Err(core.app_refused(conn, e).await?);
+            }
             return Err(e);
         }
     };
-    let record = token_record(conn, &answer, pending.map(|p| p.scope))?;
+    // The scope asked for: the authorization's, else (a URL built elsewhere) the app's.
+    let asked = pending.map(|p| p.scope).or_else(|| app.scopes.clone());
+    let record = token_record(conn, &answer, asked)?;
+    let superseded = if conn.inline {
+        None
+    } else {
+        core.store
+            .token(&conn.name, TokenKind::User)
+            .await?
+            .filter(|old| old.instance == conn.instance_url())
+            .filter(|old| old.access_token.expose_secret() != record.access_token.expose_secret())
+    };
     core.store
         .put_token(&conn.name, TokenKind::User, &record)
         .await?;
     conn.token_changed();
     core.metrics.token_valid(&conn.name, true);
     tracing::info!(connection = %conn.name, scope = %record.scope, "user token obtained and stored");
-    Ok(record)
+    if let Some(old) = superseded {
+        revoke_superseded(core, conn, app, &old.access_token).await;
+    }
+    Ok((record, answer["expires_in"].as_i64()))
+}
+
+/// Revokes the user token a new one replaced; never fails the exchange that replaced it.
+async fn revoke_superseded(
+    core: &Core,
+    conn: &Connection,
+    app: &AppCredentials,
+    old: &SecretString,
+) {
+    let caps = core.capabilities_of(conn).await;
+    if caps.revoke == RevokeStyle::DeletesApp {
+        // snac deletes the app with any token revoked, which would kill the new token too.
+        tracing::warn!(connection = %conn.name, "the superseded user token is not revoked: this server deletes the app (and the new token) on revocation; revoke it on the account's Authorized apps page");
+        return;
+    }
+    match revoke_at_server(core, conn, app, old).await {
+        Ok(Revocation::Revoked) => {
+            tracing::info!(connection = %conn.name, "the superseded user token was revoked at the server")
+        }
+        Ok(Revocation::Unknown(answer)) => {
+            tracing::info!(connection = %conn.name, answer = %answer, "the superseded user token was already unknown to the server")
+        }
+        Err(e) => {
+            tracing::warn!(connection = %conn.name, code = e.kind.code(), "the superseded user token could not be revoked; revoke it on the account's Authorized apps page")
+        }
+    }
 }
 
 async fn client_credentials(
@@ -153,19 +207,61 @@ async fn client_credentials(
         .map(|s| normalize_scopes(&s))
         .or_else(|| app.scopes.clone())
         .unwrap_or_else(|| normalize_scopes(&conn.settings.scopes));
+    let caps = core.capabilities_of(conn).await;
+    if caps.client_credentials == ClientCredentialsGrant::Unsupported {
+        return Err(no_app_tokens(None));
+    }
+    // Always sent: GoToSocial and snac need it, Mastodon ignores it.
+    let redirect_uri = app
+        .redirect_uris
+        .as_ref()
+        .and_then(|uris| uris.first().cloned())
+        .unwrap_or_else(|| conn.settings.redirect_uri.clone());
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", app.client_id.as_str()),
         ("client_secret", app.client_secret.expose_secret()),
         ("scope", scope.as_str()),
+        ("redirect_uri", redirect_uri.as_str()),
     ];
-    let answer = conn.client.post_form(Endpoint::TOKEN, &form).await?;
+    let answer = match conn.client.post_form(Endpoint::TOKEN, &form).await {
+        Ok(answer) => answer,
+        Err(e) if is_invalid_client(&e) => return Err(core.app_refused(conn, e).await?),
+        Err(e) if is_unsupported_grant(&e) => return Err(no_app_tokens(Some(e))),
+        Err(e) => return Err(e),
+    };
     let record = token_record(conn, &answer, Some(scope))?;
     core.store
         .put_token(&conn.name, TokenKind::App, &record)
         .await?;
     tracing::info!(connection = %conn.name, "app token obtained and stored");
-    Ok(result(core, conn, "client_credentials", &record))
+    Ok(result(
+        core,
+        conn,
+        "client_credentials",
+        &record,
+        answer["expires_in"].as_i64(),
+    ))
+}
+
+/// The server refuses `grant_type=client_credentials` (Mitra: `unsupported grant type`).
+fn is_unsupported_grant(e: &Error) -> bool {
+    e.upstream.as_ref().is_some_and(|up| {
+        up.status == 400
+            && up.error.as_deref().is_some_and(|t| {
+                let t = t.to_ascii_lowercase();
+                t.contains("unsupported grant type") || t.contains("unsupported_grant_type")
+            })
+    })
+}
+
+fn no_app_tokens(answer: Option<Error>) -> Error {
+    let mut e = Error::new(
+        ErrorKind::UpstreamRejected,
+        "this server issues no app tokens (grant_type client_credentials is not supported there): use a user token, obtained with authorizeUrl and getToken (authorization_code)",
+    );
+    e.upstream = answer.and_then(|a| a.upstream);
+    e
 }
 
 /// The pending authorization to finish: the one `state` names, or the connection's only one.
@@ -236,17 +332,39 @@ fn token_record(
         instance: conn.instance_url().to_owned(),
         access_token: SecretString::from(token.to_owned()),
         token_type: answer["token_type"].as_str().unwrap_or("Bearer").to_owned(),
+        // snac answers an empty scope unless one was sent: report what was asked.
         scope: answer["scope"]
             .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .or(asked_scope)
             .unwrap_or_default(),
-        created_at: answer["created_at"].as_i64().unwrap_or_else(unix_now),
+        created_at: answer["created_at"]
+            .as_i64()
+            .map(seconds)
+            .unwrap_or_else(unix_now),
         revoked_at: None,
     })
 }
 
-fn result(core: &Core, conn: &Connection, grant_type: &str, record: &TokenRecord) -> Value {
+/// Unix seconds from a timestamp that may be in milliseconds (Hollo): 10^11 seconds is the year
+/// 5138, 10^11 milliseconds is 1973, so a value above it can only be milliseconds.
+fn seconds(created_at: i64) -> i64 {
+    if created_at > 100_000_000_000 {
+        created_at / 1000
+    } else {
+        created_at
+    }
+}
+
+fn result(
+    core: &Core,
+    conn: &Connection,
+    grant_type: &str,
+    record: &TokenRecord,
+    expires_in: Option<i64>,
+) -> Value {
     let mut value = json!({
         "connection": conn.name,
         "grant_type": grant_type,
@@ -254,8 +372,24 @@ fn result(core: &Core, conn: &Connection, grant_type: &str, record: &TokenRecord
         "scope": record.scope,
         "created_at": record.created_at,
     });
+    // Mastodon's tokens do not expire; GoToSocial's app tokens and Mitra's tokens do. The expiry is
+    // answered (not stored: the store keeps no expiry), so the caller can plan the next getToken.
+    if let Some(expires_in) = expires_in {
+        value["expires_in"] = json!(expires_in);
+    }
     if core.expose_secrets() {
         value["access_token"] = json!(record.access_token.expose_secret());
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_at_in_milliseconds_is_read_as_seconds() {
+        assert_eq!(seconds(1_795_343_700), 1_795_343_700);
+        assert_eq!(seconds(1_795_343_700_123), 1_795_343_700);
+    }
 }

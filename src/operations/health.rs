@@ -1,10 +1,14 @@
 //! The health of held credentials: a background check per connection holding a user token.
 //!
 //! Every `store.health_interval_s` (jittered by ±10%, so replicas and connections do not call in
-//! step), each configured connection with a user token asks Mastodon who it is. A 401 marks the token
-//! revoked (through `Core::with_user_token`, the same path a failing call takes) and sets
-//! `mastodon_sidecar_token_valid` to 0; an answer sets it to 1; a network failure says nothing about
-//! the token and changes nothing.
+//! step), each configured connection with a user token asks the server who it is. A refusal (a 401,
+//! or the 400/422 shapes some servers use) marks the token revoked (through
+//! `Core::verify_user_token`, the same judgement a failing call gets) and sets
+//! `mastodon_sidecar_token_valid` to 0; an answer sets it to 1. A token already marked revoked is
+//! re-checked too (`Core::require_user_token` tries it once its mark is a minute old), so a mark
+//! left by a passing fault heals without a call. A network failure or a 5xx says nothing about the
+//! token: it changes nothing and is logged as a warning, since an operator should know that the
+//! check cannot run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +17,6 @@ use rand::Rng;
 
 use super::context::Core;
 use crate::error::ErrorKind;
-use crate::mastodon::Endpoint;
 
 /// Runs until the task is aborted.
 pub async fn watch_tokens(core: Arc<Core>, interval: Duration) {
@@ -36,7 +39,7 @@ pub async fn check_all(core: &Core) {
         let token = match core.require_user_token(&conn).await {
             Ok(token) => token,
             Err(e) if e.kind == ErrorKind::CredentialsMissing => {
-                // No token, or one already known to be revoked: nothing to ask Mastodon.
+                // No token, or one still refused at its re-check: nothing more to ask the server.
                 continue;
             }
             Err(e) => {
@@ -44,14 +47,15 @@ pub async fn check_all(core: &Core) {
                 continue;
             }
         };
-        let client = &conn.client;
-        let outcome = core
-            .use_user_token(&conn, token, |token| async move {
-                client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
-            })
-            .await;
-        if let Err(e) = outcome {
-            tracing::debug!(connection = %conn.name, code = e.kind.code(), "credential check inconclusive");
+        if let Err(e) = core.verify_user_token(&conn, token).await {
+            if e.upstream
+                .as_ref()
+                .is_none_or(|u| u.status >= 500 || u.status == 429)
+            {
+                tracing::warn!(connection = %conn.name, code = e.kind.code(), "credential check inconclusive: the server could not be asked");
+            } else {
+                tracing::debug!(connection = %conn.name, code = e.kind.code(), "credential check answered with a refusal");
+            }
         }
     }
 }

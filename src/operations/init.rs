@@ -8,7 +8,6 @@ use super::context::Core;
 use super::params;
 use crate::config::ConnectionSettings;
 use crate::error::{Error, ErrorKind, Result};
-use crate::mastodon::Endpoint;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,12 +83,7 @@ pub async fn init(core: &Core, p: InitParams) -> Result<Value> {
     };
     let has_token = token.is_some();
     let account = if let Some(token) = token {
-        let client = &conn.client;
-        let account = core
-            .use_user_token(&conn, token, |token| async move {
-                client.get(Endpoint::VERIFY_CREDENTIALS, Some(&token)).await
-            })
-            .await?;
+        let account = core.verify_user_token(&conn, token).await?;
         json!({"id": account["id"], "acct": account["acct"], "url": account["url"]})
     } else {
         Value::Null

@@ -227,6 +227,10 @@ const CREATE_APP_PARAMS: &[Param] = &[
         "website",
         "The app's website, instead of the configured one",
     ),
+    Param::bool(
+        "force",
+        "Replace a stored app registered with other scopes or redirect URIs (its client secret is lost; nothing is revoked)",
+    ),
 ];
 
 const AUTHORIZE_URL_PARAMS: &[Param] = &[

@@ -158,6 +158,13 @@ pub trait Store: Ledger + Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
     /// Flushes and closes; called once at shutdown.
     async fn close(&self) -> StoreResult<()>;
+
+    /// Clears a revoked mark: the server accepted the token again when it was re-checked (a
+    /// refusal may have been a passing fault, not a revocation). Answers whether a mark was cleared.
+    async fn clear_token_revoked(&self, connection: &str, kind: TokenKind) -> StoreResult<bool>;
+    /// Forgets the connection's app: the server deleted it (snac deletes it on revocation, any
+    /// server may drop it), so its credentials are worthless and `createApp` must register again.
+    async fn delete_app(&self, connection: &str) -> StoreResult<()>;
 }
 
 impl From<StoreError> for crate::error::Error {

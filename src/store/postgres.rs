@@ -719,6 +719,22 @@ impl Store for PostgresStore {
         self.pool.close();
         Ok(())
     }
+
+    async fn clear_token_revoked(&self, connection: &str, kind: TokenKind) -> StoreResult<bool> {
+        self.execute(
+            "UPDATE tokens SET revoked_at = NULL
+             WHERE connection = $1 AND kind = $2 AND revoked_at IS NOT NULL",
+            &[&connection, &kind.as_str()],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn delete_app(&self, connection: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM apps WHERE connection = $1", &[&connection])
+            .await
+            .map(|_| ())
+    }
 }
 
 /// What `store.url` asks for: the connection settings tokio-postgres takes, and the TLS mode.

@@ -656,6 +656,33 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn clear_token_revoked(&self, connection: &str, kind: TokenKind) -> StoreResult<bool> {
+        let connection = connection.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE tokens SET revoked_at = NULL
+                 WHERE connection = ?1 AND kind = ?2 AND revoked_at IS NOT NULL",
+                params![connection, kind.as_str()],
+            )
+            .map(|n| n == 1)
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn delete_app(&self, connection: &str) -> StoreResult<()> {
+        let connection = connection.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM apps WHERE connection = ?1",
+                params![connection],
+            )
+            .map(|_| ())
+            .map_err(db)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -272,6 +272,10 @@ async fn rotate_key_reseals_everything_and_the_old_key_stops_working() {
 async fn the_authorize_command_connects_an_account_from_a_terminal() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let app = spawn_app().await;
+    // Other authorizations are pending (a flow's, another terminal's): the command finishes its own.
+    app.call(Format::Json, "createApp", json!({})).await;
+    app.call(Format::Json, "authorizeUrl", json!({})).await;
+    app.call(Format::Json, "authorizeUrl", json!({})).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sidecar.toml");
     std::fs::write(

@@ -388,9 +388,21 @@ async fn create_app_registers_once_and_answers_the_stored_app_after() {
     let again = app.call(Format::Xml, "createApp", json!({})).await.value();
     assert_eq!(text(&first["client_id"]), text(&again["client_id"]));
     assert_eq!(app.standin.apps().len(), 1);
-    // Other scopes are another app.
-    let other = app
+    // Other scopes would replace the stored app and lose its secret: refused, naming `force`.
+    let refused = app
         .call(Format::Json, "createApp", json!({"scopes": "read"}))
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.code(), "invalid_request");
+    assert!(refused.body.contains("force"), "{}", refused.body);
+    assert_eq!(app.standin.apps().len(), 1);
+    // With force, another app replaces it.
+    let other = app
+        .call(
+            Format::Json,
+            "createApp",
+            json!({"scopes": "read", "force": true}),
+        )
         .await
         .value();
     assert_ne!(other["client_id"], first["client_id"]);

@@ -12,6 +12,7 @@ mod flow;
 mod helpers;
 mod hostile;
 mod load;
+mod oauth;
 mod persistence;
 mod postgres;
 mod secrets;
