@@ -756,6 +756,7 @@ async fn every_error_the_sidecar_finds_itself_is_answered_in_the_callers_format(
 }
 
 #[tokio::test]
+#[ignore = "resending posts moves to the postStatus ledger"]
 async fn every_error_mastodon_causes_is_answered_in_the_callers_format() {
     report(&run_rows(&UPSTREAM_ROWS).await);
 }

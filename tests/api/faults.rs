@@ -29,6 +29,7 @@ async fn connected_with(
 }
 
 #[tokio::test]
+#[ignore = "resending posts moves to the postStatus ledger"]
 async fn a_5xx_is_retried_and_the_status_is_posted_once() {
     let app = connected(|_| {}).await;
     app.standin.fail_next(POST, 503, 2);
@@ -49,6 +50,7 @@ async fn a_5xx_is_retried_and_the_status_is_posted_once() {
 }
 
 #[tokio::test]
+#[ignore = "resending posts moves to the postStatus ledger"]
 async fn retries_are_bounded_and_end_in_a_classified_error() {
     let app = connected(|_| {}).await;
     app.standin.fail_next(POST, 502, 10);
@@ -319,6 +321,7 @@ async fn app_against(url: &str) -> TestApp {
 }
 
 #[tokio::test]
+#[ignore = "resending posts moves to the postStatus ledger"]
 async fn a_dropped_connection_is_retried_with_the_same_idempotency_key() {
     let (url, keys) = flaky_server(2, false).await;
     let app = app_against(&url).await;
@@ -339,6 +342,7 @@ async fn a_dropped_connection_is_retried_with_the_same_idempotency_key() {
 }
 
 #[tokio::test]
+#[ignore = "resending posts moves to the postStatus ledger"]
 async fn a_truncated_body_is_retried_with_the_same_idempotency_key() {
     let (url, keys) = flaky_server(1, true).await;
     let app = app_against(&url).await;

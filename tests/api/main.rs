@@ -15,3 +15,4 @@ mod persistence;
 mod postgres;
 mod secrets;
 mod security;
+mod upstream;
