@@ -18,3 +18,4 @@ mod postgres;
 mod secrets;
 mod security;
 mod servers;
+mod upstream;
