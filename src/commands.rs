@@ -96,7 +96,7 @@ pub async fn authorize(
                 "Open this URL in a browser, sign in as the account to post as, and approve:\n\n  {}\n\n(If you stop here, finish later with --code CODE --state {state})\n",
                 auth["url"].as_str().unwrap_or_default()
             )?;
-            write!(output, "Then paste the code Mastodon shows here: ")?;
+            write!(output, "Then paste the code the server shows here: ")?;
             output.flush()?;
             let mut line = String::new();
             input.read_line(&mut line)?;

@@ -37,11 +37,11 @@ impl CallbackRefusal {
     /// The HTTP status, a title and a sentence for the person in front of the browser.
     pub fn describe(&self) -> (u16, &'static str, String) {
         match self {
-            CallbackRefusal::MissingState => (400, "Missing state", "This page needs the state Mastodon sends back; open the authorization URL the sidecar made.".to_owned()),
+            CallbackRefusal::MissingState => (400, "Missing state", "This page needs the state the server sends back; open the authorization URL the sidecar made.".to_owned()),
             CallbackRefusal::Unknown => (400, "Unknown authorization", "This link does not belong to an authorization begun here (unknown state). Nothing was stored.".to_owned()),
             CallbackRefusal::Replayed => (400, "Already used", "This authorization was already completed once (the link was replayed). Nothing was changed.".to_owned()),
             CallbackRefusal::Expired => (400, "Authorization expired", "Authorizations last ten minutes: ask for a new authorization URL and approve again. Nothing was stored.".to_owned()),
-            CallbackRefusal::Denied(reason) => (400, "Authorization denied", format!("Mastodon reports the authorization was not granted ({reason}). Nothing was stored.")),
+            CallbackRefusal::Denied(reason) => (400, "Authorization denied", format!("The server reports the authorization was not granted ({reason}). Nothing was stored.")),
             CallbackRefusal::Failed(e) => (e.http_status(), "Authorization failed", format!("{} ({})", e.detail, e.kind.code())),
         }
     }
@@ -85,13 +85,13 @@ pub async fn oauth_callback(
         PendingLookup::Unknown => return Err(CallbackRefusal::Unknown),
     };
     if let Some(reason) = denied {
-        tracing::info!(connection = %pending.connection, "the authorization was denied at Mastodon");
+        tracing::info!(connection = %pending.connection, "the authorization was denied at the server");
         return Err(CallbackRefusal::Denied(reason.chars().take(100).collect()));
     }
     if pending.expires_at <= unix_now() {
         return Err(CallbackRefusal::Expired);
     }
-    let code = code.ok_or_else(|| Error::invalid("Mastodon's redirect carried no code"))?;
+    let code = code.ok_or_else(|| Error::invalid("the server's redirect carried no code"))?;
     let conn = core.connection(Some(&pending.connection))?;
     if pending.instance != conn.instance_url() {
         return Err(Error::invalid(format!(

@@ -276,7 +276,7 @@ impl Core {
         match self.instance_info(conn, false).await {
             Ok(info) => Some(info),
             Err(e) => {
-                tracing::info!(connection = %conn.name, code = e.kind.code(), "instance limits unknown; leaving the checks to Mastodon");
+                tracing::info!(connection = %conn.name, code = e.kind.code(), "instance limits unknown; leaving the checks to the server");
                 None
             }
         }

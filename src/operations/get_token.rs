@@ -66,7 +66,7 @@ async fn authorization_code(
 ) -> Result<Value> {
     refuse_pinned_token(conn)?;
     let code = p.code.ok_or_else(|| {
-        Error::invalid("getToken needs `code`: the code Mastodon showed (or sent to the redirect URI) after approval")
+        Error::invalid("getToken needs `code`: the code the server showed (or sent to the redirect URI) after approval")
     })?;
     let pending = find_pending(core, conn, p.state.as_deref()).await?;
     if let (Some(pending), Some(given)) = (&pending, &p.redirect_uri) {

@@ -78,8 +78,14 @@ pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -
     let caller_key = checked_key(p.idempotency_key.as_deref())?;
     let mut info = core.instance_info_if_known(&conn).await;
     let body = match validated_body(&p, info.as_ref()) {
-        // A limit read a while ago may have been raised since: read it again once before refusing.
-        Err(e) if info.is_some() && e.detail.contains(LIMIT_REFUSAL) => {
+        // A limit read a while ago may have been raised since: read it again once before refusing
+        // (not when it was just read, so refused posts do not become a probe each).
+        Err(e)
+            if e.detail.contains(LIMIT_REFUSAL)
+                && info.as_ref().is_some_and(|i| {
+                    crate::mastodon::unix_now() - i.probed_at > LIMIT_RECHECK_AFTER_S
+                }) =>
+        {
             info = core.refresh_instance_info(&conn).await.ok();
             validated_body(&p, info.as_ref())?
         }
@@ -203,6 +209,9 @@ fn refuse_what_the_server_drops(p: &PostStatusParams, info: &InstanceInfo) -> Re
     }
     Ok(())
 }
+
+/// A cached limit older than this is read again before it refuses a post.
+const LIMIT_RECHECK_AFTER_S: i64 = 30;
 
 /// Marks a refusal that came from a cached limit, so the limit can be read again once.
 const LIMIT_REFUSAL: &str = "the server's limit";

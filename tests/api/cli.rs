@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
-use mastodon_standin::{Options, StandIn, USERNAME};
+use mastodon_standin::{Options, Profile, StandIn, USERNAME};
+
+use crate::helpers::{xml_params, Format, FORMATS, SYNAPSE_NS};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mastodon-sidecar");
@@ -493,29 +495,93 @@ async fn approve(authorize_url: &str) -> String {
     page[start..].split('"').next().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn a_kill_9_mid_post_then_a_resend_posts_once() {
-    let standin = StandIn::start(Options::default()).await;
+/// A post in `format` to a sidecar on `port`: the HTTP status, the error code (empty on success)
+/// and the Retry-After, if any.
+async fn post_in(format: Format, port: u16, text: &str, activity: &str) -> (u16, String, u64) {
+    let base = format!("http://127.0.0.1:{port}");
+    let params = json!({"status": text});
+    let (url, content_type, body) = match format {
+        Format::Json => (
+            format!("{base}/v1/operations/postStatus"),
+            "application/json".to_owned(),
+            params.to_string(),
+        ),
+        Format::Xml => (
+            format!("{base}/v1/operations/postStatus"),
+            "application/xml".to_owned(),
+            format!("<postStatus xmlns=\"{SYNAPSE_NS}\">{}</postStatus>", xml_params(&params)),
+        ),
+        Format::Soap11 => (
+            format!("{base}/soap"),
+            "text/xml; charset=UTF-8".to_owned(),
+            format!("<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><postStatus>{}</postStatus></soapenv:Body></soapenv:Envelope>", xml_params(&params)),
+        ),
+        Format::Soap12 => (
+            format!("{base}/soap"),
+            "application/soap+xml; charset=UTF-8; action=\"urn:postStatus\"".to_owned(),
+            format!("<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body><postStatus>{}</postStatus></env:Body></env:Envelope>", xml_params(&params)),
+        ),
+    };
+    let mut request = client()
+        .post(url)
+        .header("content-type", content_type)
+        .header("activityid", activity)
+        .body(body);
+    if format == Format::Soap11 {
+        request = request.header("SOAPAction", "\"urn:postStatus\"");
+    }
+    let Ok(response) = request.send().await else {
+        return (0, "no answer".to_owned(), 1);
+    };
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let text = response.text().await.unwrap_or_default();
+    let code = if text.trim_start().starts_with('{') {
+        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    } else {
+        text.split("<code>")
+            .nth(1)
+            .and_then(|rest| rest.split("</code>").next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (status, code, retry)
+}
+
+/// kill -9 of the sidecar while the server holds the post (and then creates it), a restart, and
+/// the ESB resending the same message until it has a final answer: one status.
+async fn kill_9_mid_post(profile: Profile, format: Format) {
+    let standin = StandIn::start(Options::for_profile(profile)).await;
     standin.seed_user_token("tok", "read write");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = write_config(
-        dir.path(),
-        &format!("127.0.0.1:{port}"),
-        Some((&standin.url, Some("tok"))),
-    );
-    // The server holds the post, then creates it whatever became of the sidecar.
-    standin.stall_then_create("POST /api/v1/statuses", Duration::from_millis(1_500), 1);
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[store]\npath = {:?}\n\n[connections.main]\ninstance = \"{}\"\naccess_token = \"tok\"\ntimeout_ms = 1000\nconnect_timeout_ms = 1000\ndoubt_settle_ms = 1500\n",
+            dir.path().join("store").join("sidecar.db").display().to_string(),
+            standin.url
+        ),
+    )
+    .unwrap();
+    let what = format!("{profile:?} {format:?}");
     let mut first = Sidecar::start(dir.path(), &config, port, &[]);
     first.wait_healthy().await;
-    let url = first.url("/v1/operations/postStatus");
+    // Probe the server first, so the post itself is what is under way when the process dies.
+    let (status, init) = first.call("init", json!({})).await;
+    assert_eq!(status, 200, "{what}: init {init}");
+    standin.stall_then_create("POST /api/v1/statuses", Duration::from_millis(1_500), 1);
     let pending = tokio::spawn(async move {
-        client()
-            .post(url)
-            .header("activityid", "esb-kill-9")
-            .json(&json!({"status": "posted while the sidecar died"}))
-            .send()
-            .await
+        post_in(format, port, "posted while the sidecar died", "esb-kill-9").await
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
     first.signal("-KILL");
@@ -523,42 +589,47 @@ async fn a_kill_9_mid_post_then_a_resend_posts_once() {
         .wait_exit(Duration::from_secs(5))
         .await
         .expect("kill -9 ends the process");
-    assert!(pending.await.unwrap().is_err(), "the caller saw no answer");
+    assert_eq!(
+        pending.await.unwrap().0,
+        0,
+        "{what}: the caller saw no answer"
+    );
     drop(first);
 
-    // The ESB resends the message to the restarted sidecar until it has a final answer.
     let mut second = Sidecar::start(dir.path(), &config, port, &[]);
     second.wait_healthy().await;
-    let mut answer = (0, Value::Null);
+    let mut last = (0, String::new(), 0);
     for _ in 0..30 {
-        let response = client()
-            .post(second.url("/v1/operations/postStatus"))
-            .header("activityid", "esb-kill-9")
-            .json(&json!({"status": "posted while the sidecar died"}))
-            .send()
-            .await
-            .expect("the sidecar answers");
-        let status = response.status().as_u16();
-        let retry: u64 = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        answer = (status, body);
-        if status == 200 {
+        last = post_in(format, port, "posted while the sidecar died", "esb-kill-9").await;
+        if last.0 == 200 {
             break;
         }
-        let code = answer.1["code"].as_str().unwrap_or_default();
         assert!(
-            code == "in_progress" || code == "outcome_unknown",
-            "a resend after the restart: {}",
-            answer.1
+            last.1 == "in_progress" || last.1 == "outcome_unknown",
+            "{what}: a resend after the restart: {last:?}"
         );
-        tokio::time::sleep(Duration::from_secs(retry.min(3))).await;
+        tokio::time::sleep(Duration::from_secs(last.2.min(3))).await;
     }
-    assert_eq!(answer.0, 200, "the resend's final answer: {}", answer.1);
-    assert_eq!(standin.statuses().len(), 1, "posted once");
-    assert_eq!(standin.hits("POST /api/v1/statuses"), 1, "sent once");
+    assert_eq!(last.0, 200, "{what}: the resend's final answer: {last:?}");
+    assert_eq!(standin.statuses().len(), 1, "{what}: posted once");
+    assert_eq!(
+        standin.hits("POST /api/v1/statuses"),
+        1,
+        "{what}: sent once"
+    );
+}
+
+#[tokio::test]
+async fn a_kill_9_mid_post_then_a_resend_posts_once_on_every_server_in_every_format() {
+    let mut set = tokio::task::JoinSet::new();
+    for profile in Profile::ALL {
+        for format in FORMATS {
+            set.spawn(kill_9_mid_post(profile, format));
+        }
+    }
+    while let Some(done) = set.join_next().await {
+        if let Err(e) = done {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 }

@@ -1,6 +1,8 @@
-//! Faults injected between the sidecar and Mastodon: 5xx, 429, delays past the timeout, dropped
+//! Faults injected between the sidecar and the server: 5xx, 429, delays past the timeout, dropped
 //! connections and truncated bodies. Whatever happens, a status is posted once or the caller gets a
-//! classified error, within a bounded time.
+//! classified error, within a bounded time. A post whose answer was lost is resolved by postStatus
+//! (it looks at the account's statuses before resending); the whole matrix, per server profile and
+//! format, is in `exactly_once.rs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -340,3 +340,68 @@ async fn replies_to_a_missing_status_do_not_open_the_breaker_for_everyone() {
         .await;
     assert_eq!(fine.status, 200, "the breaker opened: {}", fine.body);
 }
+
+#[tokio::test]
+async fn a_cached_limit_that_would_refuse_a_post_is_read_again_first() {
+    let app = app_for(Profile::Mastodon).await;
+    let init = app.call(Format::Json, "init", json!({})).await;
+    assert_eq!(
+        init.value()["instance"]["max_characters"],
+        500,
+        "{}",
+        init.body
+    );
+    let crate::helpers::TestApp {
+        standin,
+        store_dir,
+        settings,
+        shutdown,
+        ..
+    } = app;
+    shutdown.stop().await;
+    // The stored probe says 10 characters, as if the administrator had raised the limit since.
+    {
+        let (store, _) = mastodon_sidecar::store::open(&settings.store)
+            .await
+            .unwrap();
+        let mut info = store
+            .instance("main")
+            .await
+            .unwrap()
+            .expect("a stored probe");
+        info.max_characters = Some(10);
+        info.probed_at -= 60;
+        store.put_instance("main", &info).await.unwrap();
+        store.close().await.unwrap();
+    }
+    let app = crate::helpers::start(standin, store_dir, settings).await;
+    let probes = app.standin.hits("GET /api/v2/instance");
+    let posted = app
+        .call(
+            Format::Json,
+            "postStatus",
+            json!({"status": "x".repeat(100)}),
+        )
+        .await;
+    assert_eq!(
+        posted.status, 200,
+        "refused on a stale limit: {}",
+        posted.body
+    );
+    assert_eq!(
+        app.standin.hits("GET /api/v2/instance"),
+        probes + 1,
+        "read again once"
+    );
+    // A post the fresh limit refuses is refused, without another look (it was just read).
+    let long = app
+        .call(
+            Format::Json,
+            "postStatus",
+            json!({"status": "x".repeat(600)}),
+        )
+        .await;
+    assert_eq!(long.code(), "validation_failed", "{}", long.body);
+    assert!(long.body.contains("500"), "{}", long.body);
+    assert_eq!(app.standin.hits("GET /api/v2/instance"), probes + 1);
+}
