@@ -51,6 +51,7 @@ async fn core(settings: Settings) -> Result<Core, CommandError> {
 async fn run(core: &Core, operation: Operation, params: Value) -> Result<Value, CommandError> {
     let cx = CallContext {
         correlation_id: format!("cli-{}", uuid::Uuid::new_v4()),
+        operation,
     };
     Ok(operations::execute(core, operation, params, &cx).await?)
 }

@@ -100,6 +100,7 @@ async fn run(
         Ok(call) => {
             let cx = CallContext {
                 correlation_id: correlation_id.clone(),
+                operation: call.operation,
             };
             // Bounded, not queued: past the bound a caller learns at once and can retry elsewhere.
             let result = match state.in_flight.try_acquire() {

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, LINK};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -89,6 +89,9 @@ pub struct Endpoint {
     /// Whether the server judges the caller's content here, so that a 400 refuses that content
     /// (`validation_failed`): GoToSocial, Takahē and Mitra refuse content with 400, not 422.
     pub content: bool,
+    /// The rate-limit window the server counts this route in (Mastodon keeps separate ones for
+    /// media uploads and deletions): the key under which its `X-RateLimit-*` answers are kept.
+    pub bucket: &'static str,
 }
 
 impl Endpoint {
@@ -112,6 +115,7 @@ macro_rules! endpoint {
             label: concat!($method, " ", $path),
             idempotent: $idempotent,
             content: $content,
+            bucket: concat!($method, " ", $path),
         };
     };
 }
@@ -155,6 +159,28 @@ impl Endpoint {
         "/api/v1/scheduled_statuses",
         true
     );
+}
+
+/// A successful answer: its status (a media upload answers 202 while it is processed), its JSON
+/// (`Null` when empty) and its `Link` header (the cursors of a page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub value: Value,
+    pub link: Option<String>,
+}
+
+/// A request body for [`MastodonClient::call`].
+pub enum Body<'a> {
+    /// Nothing (the parameters, if any, went into the query).
+    Empty,
+    /// A form; keys as given, so bracket keys repeat (`account_ids[]`).
+    Form(&'a [(String, String)]),
+    /// A `multipart/form-data` body encoded once ([`super::multipart::Multipart`]).
+    Multipart {
+        content_type: String,
+        body: bytes::Bytes,
+    },
 }
 
 /// What the rate-limit headers of one answer said.
@@ -563,9 +589,6 @@ impl MastodonClient {
             Error::internal()
         };
         let p = path_and_query;
-        if endpoint.method != "GET" {
-            return Err(refuse("the endpoint is not a GET"));
-        }
         if !p.starts_with('/') || p.starts_with("//") {
             return Err(refuse("not a path starting with a single slash"));
         }
@@ -602,7 +625,7 @@ impl MastodonClient {
     pub async fn get_optional(&self, endpoint: Endpoint) -> Result<Option<Value>> {
         let request = self.build(endpoint, self.http.get(self.endpoint_url(endpoint)))?;
         match self.send(endpoint, request, &Secrets::default()).await {
-            Ok(value) => Ok(Some(value)),
+            Ok(answer) => Ok(Some(answer.value)),
             Err(e) => match &e.upstream {
                 Some(up) if up.status == 404 || up.status == 410 => Ok(None),
                 _ => Err(e),
@@ -616,7 +639,9 @@ impl MastodonClient {
             request = request.header(AUTHORIZATION, bearer(token));
         }
         let request = self.build(endpoint, request)?;
-        self.send(endpoint, request, &Secrets::new(token)).await
+        self.send(endpoint, request, &Secrets::new(token))
+            .await
+            .map(|a| a.value)
     }
 
     /// GET a concrete path under the base (`/api/v1/accounts/123/statuses?limit=20`), labelled and
@@ -628,12 +653,21 @@ impl MastodonClient {
         path_and_query: &str,
         token: Option<&SecretString>,
     ) -> Result<Value> {
+        if endpoint.method != "GET" {
+            tracing::error!(
+                endpoint = endpoint.label,
+                "refused a GET labelled as another method"
+            );
+            return Err(Error::internal());
+        }
         let mut request = self.http.get(self.path_url(endpoint, path_and_query)?);
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, bearer(token));
         }
         let request = self.build(endpoint, request)?;
-        self.send(endpoint, request, &Secrets::new(token)).await
+        self.send(endpoint, request, &Secrets::new(token))
+            .await
+            .map(|a| a.value)
     }
 
     /// POST a form body (OAuth endpoints take forms on every server).
@@ -648,7 +682,9 @@ impl MastodonClient {
             .body(body);
         let secrets = Secrets::default().with_fields(form.iter().copied());
         let request = self.build(endpoint, request)?;
-        self.send(endpoint, request, &secrets).await
+        self.send(endpoint, request, &secrets)
+            .await
+            .map(|a| a.value)
     }
 
     /// POST a form body with an optional user token and extra headers. Keys are sent as given, so
@@ -677,7 +713,9 @@ impl MastodonClient {
         let secrets =
             Secrets::new(token).with_fields(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let request = self.build(endpoint, request)?;
-        self.send(endpoint, request, &secrets).await
+        self.send(endpoint, request, &secrets)
+            .await
+            .map(|a| a.value)
     }
 
     /// POST a JSON body, optionally with a user token and extra headers.
@@ -701,6 +739,53 @@ impl MastodonClient {
             .flatten()
             .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
         let secrets = Secrets::new(token).with_fields(fields);
+        let request = self.build(endpoint, request)?;
+        self.send(endpoint, request, &secrets)
+            .await
+            .map(|a| a.value)
+    }
+
+    /// Any request of a declared operation: `method` on a concrete path under the base (checked as
+    /// [`MastodonClient::get_path`] checks it), labelled and governed by `endpoint`, with the user token,
+    /// the body, and extra headers. Answers the status, the JSON and the `Link` header.
+    pub async fn call(
+        &self,
+        endpoint: Endpoint,
+        path_and_query: &str,
+        token: Option<&SecretString>,
+        body: Body<'_>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Answer> {
+        let method = Method::from_bytes(endpoint.method.as_bytes()).map_err(|_| {
+            tracing::error!(endpoint = endpoint.label, "not an HTTP method");
+            Error::internal()
+        })?;
+        let mut request = self
+            .http
+            .request(method, self.path_url(endpoint, path_and_query)?);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, bearer(token));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let mut secrets = Secrets::new(token);
+        match body {
+            Body::Empty => {}
+            Body::Form(pairs) => {
+                let encoded = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs)
+                    .finish();
+                request = request
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(encoded);
+                secrets = secrets.with_fields(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            }
+            Body::Multipart { content_type, body } => {
+                // `Bytes`: every attempt shares the one buffer the upload was encoded into.
+                request = request.header(CONTENT_TYPE, content_type).body(body);
+            }
+        }
         let request = self.build(endpoint, request)?;
         self.send(endpoint, request, &secrets).await
     }
@@ -755,7 +840,7 @@ impl MastodonClient {
         endpoint: Endpoint,
         request: reqwest::Request,
         secrets: &Secrets,
-    ) -> Result<Value> {
+    ) -> Result<Answer> {
         // A short, bounded wait for a slot absorbs bursts; past it the caller learns at once rather
         // than joining a queue that only grows.
         let overloaded = || {
@@ -936,7 +1021,15 @@ impl MastodonClient {
         self.remember(endpoint, &rate);
         if status.is_success() {
             admission.record(true);
-            return Attempt::Done(self.success(endpoint, status, &body));
+            let link = headers
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            return Attempt::Done(self.success(endpoint, status, &body).map(|value| Answer {
+                status: status.as_u16(),
+                value,
+                link,
+            }));
         }
         let content_type = headers
             .get(CONTENT_TYPE)
@@ -1025,7 +1118,7 @@ impl MastodonClient {
 
     fn window(&self, endpoint: Endpoint) -> Window {
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        windows.get(endpoint.label).cloned().unwrap_or_default()
+        windows.get(endpoint.bucket).cloned().unwrap_or_default()
     }
 
     fn remember(&self, endpoint: Endpoint, rate: &RateLimit) {
@@ -1039,7 +1132,7 @@ impl MastodonClient {
         }
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         windows.insert(
-            endpoint.label,
+            endpoint.bucket,
             Window {
                 limit: rate.limit,
                 remaining: rate.remaining,
@@ -1053,7 +1146,7 @@ impl MastodonClient {
     fn exhaust(&self, endpoint: Endpoint, rate: &RateLimit, until_unix: i64) {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         windows.insert(
-            endpoint.label,
+            endpoint.bucket,
             Window {
                 limit: rate.limit,
                 remaining: Some(0),
@@ -1292,7 +1385,7 @@ async fn exchange(
 /// What one attempt came to.
 enum Attempt {
     /// A final answer: a success, or a refusal that no repeat would change.
-    Done(Result<Value>),
+    Done(Result<Answer>),
     /// 429: wait for the time the server gave (when the policy allows) or give up.
     RateLimited {
         error: Error,

@@ -9,10 +9,11 @@ pub mod capabilities;
 mod client;
 pub mod form;
 mod instance;
+pub mod multipart;
 pub mod resilience;
 
 pub use capabilities::{Capabilities, CapabilityOverrides, LengthRule, Software};
 pub use client::format_unix;
 pub(crate) use client::unix_now;
-pub use client::{Endpoint, MastodonClient, RateLimit};
+pub use client::{Answer, Body, Endpoint, MastodonClient, RateLimit};
 pub use instance::InstanceInfo;

@@ -5,16 +5,15 @@
 //! `getToken` uses it once. A caller's own `state` is kept as a suffix after a dot, so a flow that
 //! correlates by its own state still finds it in the redirect.
 
+use super::params::params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::context::Core;
 use super::create_app::normalize_scopes;
-use super::params;
 use crate::error::{Error, Result};
 use crate::mastodon::unix_now;
 use crate::store::PendingAuthorization;
@@ -22,24 +21,28 @@ use crate::store::PendingAuthorization;
 /// Mastodon's authorization codes live ten minutes; a pending authorization lives as long.
 pub const PENDING_TTL_S: i64 = 600;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizeUrlParams {
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub connection: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub scope: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub redirect_uri: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub state: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_bool")]
-    pub force_login: Option<bool>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub lang: Option<String>,
+params! {
+    pub struct AuthorizeUrlParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// The scopes to ask for, separated by spaces (the app's by default)
+        pub scope: Option<String>,
+        /// One of the app's redirect URIs (the first by default)
+        pub redirect_uri: Option<String>,
+        /// The state to carry through the redirect (a fresh one by default)
+        pub state: Option<String>,
+        /// Ask the person to log in even when a session exists
+        pub force_login: Option<bool>,
+        /// The language of the authorization page (ISO 639-1)
+        pub lang: Option<String>,
+    }
 }
 
-pub async fn authorize_url(core: &Core, p: AuthorizeUrlParams) -> Result<Value> {
+pub async fn authorize_url(
+    core: &Core,
+    p: AuthorizeUrlParams,
+    _call: &super::CallContext,
+) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     let app = core.require_app(&conn).await?;
 

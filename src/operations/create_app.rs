@@ -5,34 +5,31 @@
 //! calling out. A call with other scopes or redirect URIs is refused unless `force` is true: the
 //! stored app's client secret would be lost silently. `scopes` is always sent as a space-separated string: Mastodon silently drops an array.
 
+use super::params::{params, Words};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{Connection, Core};
-use super::params;
 use crate::config::OOB_REDIRECT_URI;
 use crate::error::{Error, ErrorKind, Result};
 use crate::mastodon::{unix_now, Endpoint};
 use crate::store::AppRecord;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAppParams {
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub connection: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub client_name: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_list_or_separated")]
-    pub redirect_uris: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub scopes: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub website: Option<String>,
-    /// Replace a stored app registered with other scopes or redirect URIs. Without it such a call
-    /// is refused: registering again would lose the stored app's client secret.
-    #[serde(default, deserialize_with = "params::opt_bool")]
-    pub force: Option<bool>,
+params! {
+    pub struct CreateAppParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// The app's name, instead of the configured one
+        pub client_name: Option<String>,
+        /// The redirect URIs instead of the configured one (a list, or separated by spaces)
+        pub redirect_uris: Option<Words>,
+        /// The scopes (separated by spaces) instead of the configured ones
+        pub scopes: Option<String>,
+        /// The app's website, instead of the configured one
+        pub website: Option<String>,
+        /// Replace a stored app registered with other scopes or redirect URIs (its client secret is lost; nothing is revoked)
+        pub force: Option<bool>,
+    }
 }
 
 /// `"read  write\n"` → `"read write"`: one canonical form to send and to compare.
@@ -40,7 +37,11 @@ pub fn normalize_scopes(scopes: &str) -> String {
     scopes.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-pub async fn create_app(core: &Core, p: CreateAppParams) -> Result<Value> {
+pub async fn create_app(
+    core: &Core,
+    p: CreateAppParams,
+    _call: &super::CallContext,
+) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     if conn.settings.client_id.is_some() {
         return Err(Error::invalid(format!(
@@ -58,6 +59,7 @@ pub async fn create_app(core: &Core, p: CreateAppParams) -> Result<Value> {
         .unwrap_or_else(|| conn.settings.client_name.clone());
     let redirect_uris = p
         .redirect_uris
+        .map(|words| words.0)
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| vec![conn.settings.redirect_uri.clone()]);
     let scopes = normalize_scopes(p.scopes.as_deref().unwrap_or(&conn.settings.scopes));

@@ -6,37 +6,40 @@
 //! retry with the same code. The token itself is never answered unless `expose_secrets` is set.
 //! [`exchange_code`] is shared with the OAuth callback.
 
+use super::params::params;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{AppCredentials, Connection, Core};
 use super::create_app::normalize_scopes;
-use super::params;
 use super::revoke_token::{is_invalid_client, revoke_at_server, Revocation};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mastodon::capabilities::{ClientCredentialsGrant, RevokeStyle};
 use crate::mastodon::{unix_now, Endpoint};
 use crate::store::{PendingAuthorization, PendingLookup, TokenKind, TokenRecord};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GetTokenParams {
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub connection: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub grant_type: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_secret")]
-    pub code: Option<SecretString>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub state: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub redirect_uri: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub scope: Option<String>,
+params! {
+    pub struct GetTokenParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// authorization_code (the default) or client_credentials
+        pub grant_type: Option<String>,
+        /// The authorization code the instance showed or sent
+        pub code: Option<SecretString>,
+        /// The state authorizeUrl answered: finds the pending authorization
+        pub state: Option<String>,
+        /// The redirect URI used in authorizeUrl
+        pub redirect_uri: Option<String>,
+        /// The scopes, separated by spaces
+        pub scope: Option<String>,
+    }
 }
 
-pub async fn get_token(core: &Core, p: GetTokenParams) -> Result<Value> {
+pub async fn get_token(
+    core: &Core,
+    p: GetTokenParams,
+    _call: &super::CallContext,
+) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     let grant_type = p.grant_type.as_deref().unwrap_or("authorization_code");
     match grant_type {

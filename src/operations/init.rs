@@ -1,31 +1,30 @@
 //! `init`: check a connection (or define one inline) and report what the server and the store hold.
 
+use super::params::params;
 use secrecy::SecretString;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::Core;
-use super::params;
 use crate::config::ConnectionSettings;
 use crate::error::{Error, ErrorKind, Result};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InitParams {
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub connection: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub instance: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_secret")]
-    pub access_token: Option<SecretString>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub client_id: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_secret")]
-    pub client_secret: Option<SecretString>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub scopes: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub redirect_uri: Option<String>,
+params! {
+    pub struct InitParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// Inline connection (with security.allow_inline_connections): the instance URL
+        pub instance: Option<String>,
+        /// Inline: a user access token
+        pub access_token: Option<SecretString>,
+        /// Inline: the client_id of an app registered already
+        pub client_id: Option<String>,
+        /// Inline: the client_secret of that app
+        pub client_secret: Option<SecretString>,
+        /// Inline: the scopes, separated by spaces
+        pub scopes: Option<String>,
+        /// Inline: the redirect URI of the app
+        pub redirect_uri: Option<String>,
+    }
 }
 
 impl InitParams {
@@ -39,7 +38,7 @@ impl InitParams {
     }
 }
 
-pub async fn init(core: &Core, p: InitParams) -> Result<Value> {
+pub async fn init(core: &Core, p: InitParams, _call: &super::CallContext) -> Result<Value> {
     let conn = if p.is_inline() {
         if !core.settings.security.allow_inline_connections {
             return Err(Error::forbidden(

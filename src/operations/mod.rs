@@ -7,6 +7,7 @@
 //! [`Operation::parameters`]) the WSDL and the OpenAPI document. This module must not import
 //! `actix_web` or `quick_xml`.
 
+mod api;
 mod authorize_url;
 pub mod callback;
 mod context;
@@ -17,6 +18,7 @@ mod init;
 pub mod params;
 mod post_once;
 mod post_status;
+mod rest;
 mod revoke_token;
 pub mod status_length;
 pub mod status_match;
@@ -29,43 +31,287 @@ pub use context::{Connection, Core};
 pub use post_once::purge_ledger;
 
 use crate::error::{Error, Result};
+use crate::mastodon::Endpoint;
 
-/// Every operation the sidecar offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Operation {
-    Init,
-    CreateApp,
-    AuthorizeUrl,
-    GetToken,
-    VerifyCredentials,
-    PostStatus,
-    RevokeToken,
+/// What an operation answers, for the documents (OpenAPI response schemas, WSDL result types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Returns {
+    /// One entity.
+    One(Entity),
+    /// A page of entities: `{items, next, prev}`, the cursors read from the server's `Link` header.
+    Page(Entity),
+    /// A list the server does not paginate (relationships, lists): `{items}`.
+    List(Entity),
+}
+
+/// The entities operations answer: Mastodon's, and the sidecar's own results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entity {
+    Account,
+    Status,
+    /// A Status, or a ScheduledStatus when `scheduled_at` was given.
+    StatusOrScheduled,
+    ScheduledStatus,
+    Context,
+    MediaAttachment,
+    Notification,
+    Poll,
+    List,
+    Relationship,
+    Instance,
+    Search,
+    Application,
+    /// `init`'s report on a connection.
+    ConnectionReport,
+    /// `authorizeUrl`'s URL and state.
+    AuthorizationUrl,
+    /// `getToken`'s report (the token itself is kept, not answered).
+    TokenReport,
+    /// `revokeToken`'s report.
+    Revocation,
+    /// An empty object (Mastodon answers `{}`).
+    Empty,
+    /// Whatever the server answered (`callApi`).
+    Any,
+}
+
+/// Whether an operation changes something on the server, and so how a retry is made safe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// Reads only: repeated freely.
+    No,
+    /// A change whose repeat changes nothing more (favourite, follow, edit, delete): kept in the
+    /// ledger so a repeated message is answered the first result, and sent again when in doubt.
+    Idempotent,
+    /// Creates something (a list, an upload): kept in the ledger; in doubt, never sent again until
+    /// the doubt has settled (`doubt_settle_ms`).
+    Creates,
+}
+
+/// Declares every operation once: its name, summary, parameter struct, function, the server's route
+/// (for the operations that map onto one), result, scopes, whether it writes, and its rate-limit
+/// bucket. Routing, SOAP dispatch, metric labels, the documents, the `mediation/` files and the API
+/// key rights are all derived from this table.
+macro_rules! operations {
+    ($(
+        $(#[doc = $summary:literal])+
+        $variant:ident = $name:literal {
+            params: $params:ty,
+            run: $run:path,
+            $(route: $method:ident $path:literal,)?
+            returns: $returns:expr,
+            scopes: $scopes:literal,
+            writes: $writes:ident,
+            $(bucket: $bucket:literal,)?
+        }
+    )*) => {
+        /// Every operation the sidecar offers.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $($variant,)*
+        }
+
+        impl Operation {
+            pub const ALL: [Operation; [$(stringify!($variant)),*].len()] = [$(Operation::$variant),*];
+
+            /// The name callers use, in paths, XML roots, SOAP bodies and metric labels.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => $name,)*
+                }
+            }
+
+            /// One line saying what the operation does, for the documents.
+            pub const fn summary(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => concat!($($summary),+).trim_ascii(),)*
+                }
+            }
+
+            /// The parameters: exactly the fields of its parameter struct, in their order.
+            pub const fn parameters(self) -> &'static [Param] {
+                match self {
+                    $(Operation::$variant => <$params as params::Params>::PARAMS,)*
+                }
+            }
+
+            /// The server's route, for an operation that is one call to it (`None` for the OAuth
+            /// flow and `postStatus`, which are more than one).
+            pub const fn route(self) -> Option<Endpoint> {
+                match self {
+                    $(Operation::$variant => operations!(@route $writes $($bucket)? ; $($method $path)?),)*
+                }
+            }
+
+            pub const fn returns(self) -> Returns {
+                match self {
+                    $(Operation::$variant => $returns,)*
+                }
+            }
+
+            /// The OAuth scopes the user token needs (empty: no token is sent).
+            pub const fn scopes(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => $scopes,)*
+                }
+            }
+
+            pub const fn writes(self) -> Writes {
+                match self {
+                    $(Operation::$variant => Writes::$writes,)*
+                }
+            }
+        }
+
+        /// Runs `operation` with `params` read as its parameter struct.
+        async fn dispatch(core: &Core, operation: Operation, params: Value, call: &CallContext) -> Result<Value> {
+            match operation {
+                $(Operation::$variant => {
+                    let p: $params = parse(operation, params)?;
+                    $run(core, p, call).await
+                })*
+            }
+        }
+
+        /// Reads `params` as `operation`'s parameter struct, exactly as [`execute`] does first,
+        /// without running anything: how the tests hold the documents to the structs.
+        #[cfg(test)]
+        pub(crate) fn check_parameters(operation: Operation, params: Value) -> Result<()> {
+            match operation {
+                $(Operation::$variant => parse::<$params>(operation, params).map(drop),)*
+            }
+        }
+    };
+    (@route $writes:ident ; ) => { None };
+    (@route $writes:ident $($bucket:literal)? ; $method:ident $path:literal) => {
+        Some(Endpoint {
+            method: stringify!($method),
+            path: $path,
+            label: concat!(stringify!($method), " ", $path),
+            idempotent: !matches!(Writes::$writes, Writes::Creates),
+            content: true,
+            bucket: operations!(@bucket $method $path $($bucket)?),
+        })
+    };
+    (@bucket $method:ident $path:literal) => { concat!(stringify!($method), " ", $path) };
+    (@bucket $method:ident $path:literal $bucket:literal) => { $bucket };
+}
+
+use api::*;
+use Entity as E;
+use Returns::{List as Many, One, Page};
+
+operations! {
+    /// Checks a connection: instance, limits, credentials held
+    Init = "init" { params: init::InitParams, run: init::init, returns: One(E::ConnectionReport), scopes: "", writes: No, }
+    /// Registers the connection's app with the instance
+    CreateApp = "createApp" { params: create_app::CreateAppParams, run: create_app::create_app, returns: One(E::Application), scopes: "", writes: No, }
+    /// Builds the URL a person opens to approve the app
+    AuthorizeUrl = "authorizeUrl" { params: authorize_url::AuthorizeUrlParams, run: authorize_url::authorize_url, returns: One(E::AuthorizationUrl), scopes: "", writes: No, }
+    /// Obtains a token (from a code, or for the app) and keeps it
+    GetToken = "getToken" { params: get_token::GetTokenParams, run: get_token::get_token, returns: One(E::TokenReport), scopes: "", writes: No, }
+    /// Answers the Account of the connection's user token
+    VerifyCredentials = "verifyCredentials" { params: verify_credentials::VerifyCredentialsParams, run: verify_credentials::verify_credentials, returns: One(E::Account), scopes: "read:accounts", writes: No, }
+    /// Posts a status (or schedules it with scheduled_at), with media uploaded first if given
+    PostStatus = "postStatus" { params: post_status::PostStatusParams, run: post_status::post_status, returns: One(E::StatusOrScheduled), scopes: "write:statuses", writes: Creates, }
+    /// Revokes the user (or app) token and forgets it
+    RevokeToken = "revokeToken" { params: revoke_token::RevokeTokenParams, run: revoke_token::revoke_token, returns: One(E::Revocation), scopes: "", writes: No, }
+
+    /// Gets a status
+    GetStatus = "getStatus" { params: StatusId, run: rest::run, route: GET "/api/v1/statuses/:id", returns: One(E::Status), scopes: "read:statuses", writes: No, }
+    /// Edits a status: its text, content warning, media, poll, language
+    EditStatus = "editStatus" { params: EditStatusParams, run: rest::run, route: PUT "/api/v1/statuses/:id", returns: One(E::Status), scopes: "write:statuses", writes: Idempotent, }
+    /// Deletes a status; answers it with its source text
+    DeleteStatus = "deleteStatus" { params: StatusId, run: rest::run, route: DELETE "/api/v1/statuses/:id", returns: One(E::Status), scopes: "write:statuses", writes: Idempotent, bucket: "deletes", }
+    /// Gets a status's ancestors and descendants
+    GetStatusContext = "getStatusContext" { params: StatusId, run: rest::run, route: GET "/api/v1/statuses/:id/context", returns: One(E::Context), scopes: "read:statuses", writes: No, }
+    /// Favourites a status
+    FavouriteStatus = "favouriteStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/favourite", returns: One(E::Status), scopes: "write:favourites", writes: Idempotent, }
+    /// Undoes a favourite
+    UnfavouriteStatus = "unfavouriteStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/unfavourite", returns: One(E::Status), scopes: "write:favourites", writes: Idempotent, }
+    /// Boosts (reblogs) a status
+    ReblogStatus = "reblogStatus" { params: ReblogParams, run: rest::run, route: POST "/api/v1/statuses/:id/reblog", returns: One(E::Status), scopes: "write:statuses", writes: Idempotent, }
+    /// Undoes a boost
+    UnreblogStatus = "unreblogStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/unreblog", returns: One(E::Status), scopes: "write:statuses", writes: Idempotent, bucket: "deletes", }
+    /// Bookmarks a status
+    BookmarkStatus = "bookmarkStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/bookmark", returns: One(E::Status), scopes: "write:bookmarks", writes: Idempotent, }
+    /// Removes a bookmark
+    UnbookmarkStatus = "unbookmarkStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/unbookmark", returns: One(E::Status), scopes: "write:bookmarks", writes: Idempotent, }
+    /// Pins one of the account's statuses to its profile
+    PinStatus = "pinStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/pin", returns: One(E::Status), scopes: "write:accounts", writes: Idempotent, }
+    /// Unpins a status
+    UnpinStatus = "unpinStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/unpin", returns: One(E::Status), scopes: "write:accounts", writes: Idempotent, }
+
+    /// Lists the statuses scheduled and not yet published
+    ListScheduledStatuses = "listScheduledStatuses" { params: PageParams, run: rest::run, route: GET "/api/v1/scheduled_statuses", returns: Page(E::ScheduledStatus), scopes: "read:statuses", writes: No, }
+    /// Gets a scheduled status
+    GetScheduledStatus = "getScheduledStatus" { params: ScheduledId, run: rest::run, route: GET "/api/v1/scheduled_statuses/:id", returns: One(E::ScheduledStatus), scopes: "read:statuses", writes: No, }
+    /// Moves a scheduled status to another time
+    RescheduleStatus = "rescheduleStatus" { params: RescheduleParams, run: rest::run, route: PUT "/api/v1/scheduled_statuses/:id", returns: One(E::ScheduledStatus), scopes: "write:statuses", writes: Idempotent, }
+    /// Cancels a scheduled status
+    CancelScheduledStatus = "cancelScheduledStatus" { params: ScheduledId, run: rest::run, route: DELETE "/api/v1/scheduled_statuses/:id", returns: One(E::Empty), scopes: "write:statuses", writes: Idempotent, }
+
+    /// Reads the home timeline (the accounts followed)
+    HomeTimeline = "homeTimeline" { params: PageParams, run: rest::run, route: GET "/api/v1/timelines/home", returns: Page(E::Status), scopes: "read:statuses", writes: No, }
+    /// Reads the public timeline (local, remote or both)
+    PublicTimeline = "publicTimeline" { params: PublicTimelineParams, run: rest::run, route: GET "/api/v1/timelines/public", returns: Page(E::Status), scopes: "read:statuses", writes: No, }
+    /// Reads the public statuses with a hashtag
+    HashtagTimeline = "hashtagTimeline" { params: HashtagTimelineParams, run: rest::run, route: GET "/api/v1/timelines/tag/:hashtag", returns: Page(E::Status), scopes: "read:statuses", writes: No, }
+    /// Reads the statuses of a list's accounts
+    ListTimeline = "listTimeline" { params: ListTimelineParams, run: rest::run, route: GET "/api/v1/timelines/list/:list_id", returns: Page(E::Status), scopes: "read:lists", writes: No, }
+
+    /// Lists notifications, filtered by type or account
+    ListNotifications = "listNotifications" { params: NotificationsParams, run: rest::run, route: GET "/api/v1/notifications", returns: Page(E::Notification), scopes: "read:notifications", writes: No, }
+    /// Gets a notification
+    GetNotification = "getNotification" { params: NotificationId, run: rest::run, route: GET "/api/v1/notifications/:id", returns: One(E::Notification), scopes: "read:notifications", writes: No, }
+    /// Dismisses a notification
+    DismissNotification = "dismissNotification" { params: NotificationId, run: rest::run, route: POST "/api/v1/notifications/:id/dismiss", returns: One(E::Empty), scopes: "write:notifications", writes: Idempotent, }
+
+    /// Searches accounts, statuses and hashtags
+    Search = "search" { params: SearchParams, run: rest::run, route: GET "/api/v2/search", returns: One(E::Search), scopes: "read:search", writes: No, }
+
+    /// Finds an account by its acct (user or user@domain)
+    LookupAccount = "lookupAccount" { params: LookupParams, run: rest::run, route: GET "/api/v1/accounts/lookup", returns: One(E::Account), scopes: "read:accounts", writes: No, }
+    /// Gets an account
+    GetAccount = "getAccount" { params: AccountId, run: rest::run, route: GET "/api/v1/accounts/:id", returns: One(E::Account), scopes: "read:accounts", writes: No, }
+    /// Reads an account's statuses
+    GetAccountStatuses = "getAccountStatuses" { params: AccountStatusesParams, run: rest::run, route: GET "/api/v1/accounts/:id/statuses", returns: Page(E::Status), scopes: "read:statuses", writes: No, }
+    /// Lists an account's followers
+    GetFollowers = "getFollowers" { params: AccountPageParams, run: rest::run, route: GET "/api/v1/accounts/:id/followers", returns: Page(E::Account), scopes: "read:accounts", writes: No, }
+    /// Lists the accounts an account follows
+    GetFollowing = "getFollowing" { params: AccountPageParams, run: rest::run, route: GET "/api/v1/accounts/:id/following", returns: Page(E::Account), scopes: "read:accounts", writes: No, }
+    /// Tells how the connection's account relates to others
+    GetRelationships = "getRelationships" { params: RelationshipsParams, run: rest::run, route: GET "/api/v1/accounts/relationships", returns: Many(E::Relationship), scopes: "read:follows", writes: No, }
+    /// Follows an account (or changes the follow's options)
+    FollowAccount = "followAccount" { params: FollowParams, run: rest::run, route: POST "/api/v1/accounts/:id/follow", returns: One(E::Relationship), scopes: "write:follows", writes: Idempotent, }
+    /// Unfollows an account
+    UnfollowAccount = "unfollowAccount" { params: AccountId, run: rest::run, route: POST "/api/v1/accounts/:id/unfollow", returns: One(E::Relationship), scopes: "write:follows", writes: Idempotent, }
+
+    /// Gets a poll
+    GetPoll = "getPoll" { params: PollId, run: rest::run, route: GET "/api/v1/polls/:id", returns: One(E::Poll), scopes: "read:statuses", writes: No, }
+    /// Votes in a poll
+    VotePoll = "votePoll" { params: VoteParams, run: rest::run, route: POST "/api/v1/polls/:id/votes", returns: One(E::Poll), scopes: "write:statuses", writes: Idempotent, }
+
+    /// Lists the account's lists
+    GetLists = "getLists" { params: ConnectionOnly, run: rest::run, route: GET "/api/v1/lists", returns: Many(E::List), scopes: "read:lists", writes: No, }
+    /// Gets a list
+    GetList = "getList" { params: ListId, run: rest::run, route: GET "/api/v1/lists/:id", returns: One(E::List), scopes: "read:lists", writes: No, }
+    /// Creates a list
+    CreateList = "createList" { params: CreateListParams, run: rest::run, route: POST "/api/v1/lists", returns: One(E::List), scopes: "write:lists", writes: Creates, }
+    /// Deletes a list
+    DeleteList = "deleteList" { params: ListId, run: rest::run, route: DELETE "/api/v1/lists/:id", returns: One(E::Empty), scopes: "write:lists", writes: Idempotent, }
+    /// Lists the accounts in a list
+    GetListAccounts = "getListAccounts" { params: ListPageParams, run: rest::run, route: GET "/api/v1/lists/:id/accounts", returns: Page(E::Account), scopes: "read:lists", writes: No, }
+    /// Adds accounts (followed ones) to a list
+    AddListAccounts = "addListAccounts" { params: ListAccountsParams, run: rest::run, route: POST "/api/v1/lists/:id/accounts", returns: One(E::Empty), scopes: "write:lists", writes: Idempotent, }
+    /// Removes accounts from a list
+    RemoveListAccounts = "removeListAccounts" { params: ListAccountsParams, run: rest::run, route: DELETE "/api/v1/lists/:id/accounts", returns: One(E::Empty), scopes: "write:lists", writes: Idempotent, }
+
+    /// Describes the instance: version, limits, configuration
+    GetInstance = "getInstance" { params: ConnectionOnly, run: rest::run, route: GET "/api/v2/instance", returns: One(E::Instance), scopes: "", writes: No, }
 }
 
 impl Operation {
-    pub const ALL: [Operation; 7] = [
-        Operation::Init,
-        Operation::CreateApp,
-        Operation::AuthorizeUrl,
-        Operation::GetToken,
-        Operation::VerifyCredentials,
-        Operation::PostStatus,
-        Operation::RevokeToken,
-    ];
-
-    /// The name callers use, in paths, XML roots, SOAP bodies and metric labels.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Operation::Init => "init",
-            Operation::CreateApp => "createApp",
-            Operation::AuthorizeUrl => "authorizeUrl",
-            Operation::GetToken => "getToken",
-            Operation::VerifyCredentials => "verifyCredentials",
-            Operation::PostStatus => "postStatus",
-            Operation::RevokeToken => "revokeToken",
-        }
-    }
-
     /// Exact names first; a name that differs only in case is accepted too, because hand-written MI
     /// sequences get `poststatus` as often as `postStatus`.
     pub fn from_name(name: &str) -> Option<Operation> {
@@ -77,33 +323,6 @@ impl Operation {
                     .into_iter()
                     .find(|op| op.name().eq_ignore_ascii_case(name))
             })
-    }
-
-    /// One line saying what the operation does, for the WSDL and the OpenAPI document.
-    pub const fn summary(self) -> &'static str {
-        match self {
-            Operation::Init => "Checks a connection: instance, limits, credentials held",
-            Operation::CreateApp => "Registers the connection's app with the instance",
-            Operation::AuthorizeUrl => "Builds the URL a person opens to approve the app",
-            Operation::GetToken => "Obtains a token (from a code, or for the app) and keeps it",
-            Operation::VerifyCredentials => "Answers the Account of the connection's user token",
-            Operation::PostStatus => "Posts a status (or schedules it with scheduled_at)",
-            Operation::RevokeToken => "Revokes the user (or app) token and forgets it",
-        }
-    }
-
-    /// The parameters the operation takes: exactly the fields of its parameter struct, in their
-    /// order (a unit test holds the two together).
-    pub const fn parameters(self) -> &'static [Param] {
-        match self {
-            Operation::Init => INIT_PARAMS,
-            Operation::CreateApp => CREATE_APP_PARAMS,
-            Operation::AuthorizeUrl => AUTHORIZE_URL_PARAMS,
-            Operation::GetToken => GET_TOKEN_PARAMS,
-            Operation::VerifyCredentials => VERIFY_CREDENTIALS_PARAMS,
-            Operation::PostStatus => POST_STATUS_PARAMS,
-            Operation::RevokeToken => REVOKE_TOKEN_PARAMS,
-        }
     }
 
     /// The error for a name that is none of the operations.
@@ -132,6 +351,7 @@ pub struct Param {
     /// The name in JSON and the element name in XML: Mastodon's own (snake_case).
     pub name: &'static str,
     pub kind: ParamKind,
+    /// Must be present and not empty (checked before the struct is read).
     pub required: bool,
     pub description: &'static str,
 }
@@ -149,182 +369,17 @@ pub enum ParamKind {
     List,
     /// Named parameters of its own.
     Object(&'static [Param]),
+    /// A list of objects with named parameters; XML repeats the element.
+    Objects(&'static [Param]),
 }
-
-// Every parameter is optional today (what an operation needs depends on the others and on the
-// connection, and the operation says so); `required` is there for the documents when one is not.
-impl Param {
-    const fn new(name: &'static str, kind: ParamKind, description: &'static str) -> Param {
-        Param {
-            name,
-            kind,
-            required: false,
-            description,
-        }
-    }
-
-    const fn text(name: &'static str, description: &'static str) -> Param {
-        Param::new(name, ParamKind::Text, description)
-    }
-
-    const fn bool(name: &'static str, description: &'static str) -> Param {
-        Param::new(name, ParamKind::Bool, description)
-    }
-
-    const fn count(name: &'static str, description: &'static str) -> Param {
-        Param::new(name, ParamKind::Count, description)
-    }
-
-    const fn list(name: &'static str, description: &'static str) -> Param {
-        Param::new(name, ParamKind::List, description)
-    }
-
-    const fn object(
-        name: &'static str,
-        fields: &'static [Param],
-        description: &'static str,
-    ) -> Param {
-        Param::new(name, ParamKind::Object(fields), description)
-    }
-}
-
-const CONNECTION: Param = Param::text(
-    "connection",
-    "The configured connection (may be left out with one, or one named default)",
-);
-
-const INIT_PARAMS: &[Param] = &[
-    CONNECTION,
-    Param::text(
-        "instance",
-        "Inline connection (with security.allow_inline_connections): the instance URL",
-    ),
-    Param::text("access_token", "Inline: a user access token"),
-    Param::text(
-        "client_id",
-        "Inline: the client_id of an app registered already",
-    ),
-    Param::text("client_secret", "Inline: the client_secret of that app"),
-    Param::text("scopes", "Inline: the scopes, separated by spaces"),
-    Param::text("redirect_uri", "Inline: the redirect URI of the app"),
-];
-
-const CREATE_APP_PARAMS: &[Param] = &[
-    CONNECTION,
-    Param::text(
-        "client_name",
-        "The app's name, instead of the configured one",
-    ),
-    Param::list(
-        "redirect_uris",
-        "The redirect URIs instead of the configured one (a list, or separated by spaces)",
-    ),
-    Param::text(
-        "scopes",
-        "The scopes (separated by spaces) instead of the configured ones",
-    ),
-    Param::text(
-        "website",
-        "The app's website, instead of the configured one",
-    ),
-    Param::bool(
-        "force",
-        "Replace a stored app registered with other scopes or redirect URIs (its client secret is lost; nothing is revoked)",
-    ),
-];
-
-const AUTHORIZE_URL_PARAMS: &[Param] = &[
-    CONNECTION,
-    Param::text(
-        "scope",
-        "The scopes to ask for, separated by spaces (the app's by default)",
-    ),
-    Param::text(
-        "redirect_uri",
-        "One of the app's redirect URIs (the first by default)",
-    ),
-    Param::text(
-        "state",
-        "The state to carry through the redirect (a fresh one by default)",
-    ),
-    Param::bool(
-        "force_login",
-        "Ask the person to log in even when a session exists",
-    ),
-    Param::text("lang", "The language of the authorization page (ISO 639-1)"),
-];
-
-const GET_TOKEN_PARAMS: &[Param] = &[
-    CONNECTION,
-    Param::text(
-        "grant_type",
-        "authorization_code (the default) or client_credentials",
-    ),
-    Param::text("code", "The authorization code the instance showed or sent"),
-    Param::text(
-        "state",
-        "The state authorizeUrl answered: finds the pending authorization",
-    ),
-    Param::text("redirect_uri", "The redirect URI used in authorizeUrl"),
-    Param::text("scope", "The scopes, separated by spaces"),
-];
-
-const VERIFY_CREDENTIALS_PARAMS: &[Param] = &[CONNECTION];
-
-const POST_STATUS_PARAMS: &[Param] = &[
-    CONNECTION,
-    Param::text(
-        "status",
-        "The text (required unless media_ids or poll is given)",
-    ),
-    Param::list("media_ids", "Ids of attachments uploaded already"),
-    Param::object("poll", POLL_PARAMS, "A poll instead of media"),
-    Param::text("in_reply_to_id", "The id of the status this one replies to"),
-    Param::bool("sensitive", "Mark the media as sensitive"),
-    Param::text(
-        "spoiler_text",
-        "A content warning shown instead of the text",
-    ),
-    Param::text("visibility", "public, unlisted, private or direct"),
-    Param::text("language", "The language of the status (ISO 639-1)"),
-    Param::text(
-        "scheduled_at",
-        "When to publish (ISO 8601, at least 5 minutes ahead): answers a ScheduledStatus",
-    ),
-    Param::text(
-        "idempotency_key",
-        "Makes a retried post post once (derived from the correlation id when absent)",
-    ),
-    Param::text(
-        "content_type",
-        "GoToSocial and Mitra: text/plain, text/markdown or text/html",
-    ),
-    Param::bool(
-        "local_only",
-        "GoToSocial: keep the status on this server, not federated",
-    ),
-];
-
-const POLL_PARAMS: &[Param] = &[
-    Param::list("options", "The choices, at least two"),
-    Param::count("expires_in", "Seconds until the poll closes"),
-    Param::bool("multiple", "Allow more than one choice"),
-    Param::bool("hide_totals", "Hide the counts until the poll closes"),
-];
-
-const REVOKE_TOKEN_PARAMS: &[Param] = &[
-    CONNECTION,
-    Param::text(
-        "token_kind",
-        "user (the default) or app: which of the connection's tokens",
-    ),
-];
 
 /// What an operation knows about the request that carries it.
 #[derive(Clone, Debug)]
 pub struct CallContext {
     /// The caller's correlation id (or a fresh one): part of the derived idempotency key.
     pub correlation_id: String,
+    /// The operation being run (the generic runner reads its route from it).
+    pub operation: Operation,
 }
 
 /// Runs `operation` with `params`, the decoded body (a JSON object, or null for an empty body).
@@ -334,48 +389,11 @@ pub async fn execute(
     params: Value,
     call: &CallContext,
 ) -> Result<Value> {
-    match operation {
-        Operation::Init => init::init(core, parse(operation, params)?).await,
-        Operation::CreateApp => create_app::create_app(core, parse(operation, params)?).await,
-        Operation::AuthorizeUrl => {
-            authorize_url::authorize_url(core, parse(operation, params)?).await
-        }
-        Operation::GetToken => get_token::get_token(core, parse(operation, params)?).await,
-        Operation::VerifyCredentials => {
-            verify_credentials::verify_credentials(core, parse(operation, params)?).await
-        }
-        Operation::PostStatus => {
-            post_status::post_status(core, parse(operation, params)?, call).await
-        }
-        Operation::RevokeToken => revoke_token::revoke_token(core, parse(operation, params)?).await,
-    }
-}
-
-/// Reads `params` as `operation`'s parameter struct, exactly as [`execute`] does first, without
-/// running anything: how the tests hold [`Operation::parameters`] to the structs.
-#[cfg(test)]
-pub(crate) fn check_parameters(operation: Operation, params: Value) -> Result<()> {
-    match operation {
-        Operation::Init => parse::<init::InitParams>(operation, params).map(drop),
-        Operation::CreateApp => parse::<create_app::CreateAppParams>(operation, params).map(drop),
-        Operation::AuthorizeUrl => {
-            parse::<authorize_url::AuthorizeUrlParams>(operation, params).map(drop)
-        }
-        Operation::GetToken => parse::<get_token::GetTokenParams>(operation, params).map(drop),
-        Operation::VerifyCredentials => {
-            parse::<verify_credentials::VerifyCredentialsParams>(operation, params).map(drop)
-        }
-        Operation::PostStatus => {
-            parse::<post_status::PostStatusParams>(operation, params).map(drop)
-        }
-        Operation::RevokeToken => {
-            parse::<revoke_token::RevokeTokenParams>(operation, params).map(drop)
-        }
-    }
+    dispatch(core, operation, params, call).await
 }
 
 /// Reads the parameter struct of `operation`, naming the parameter at fault when it cannot.
-fn parse<T: DeserializeOwned>(operation: Operation, params: Value) -> Result<T> {
+fn parse<T: DeserializeOwned + params::Params>(operation: Operation, params: Value) -> Result<T> {
     let params = match params {
         Value::Null => Value::Object(Default::default()),
         obj @ Value::Object(_) => obj,
@@ -390,6 +408,11 @@ fn parse<T: DeserializeOwned>(operation: Operation, params: Value) -> Result<T> 
             )))
         }
     };
+    if let Some(missing) = params::missing_required(T::PARAMS, &params) {
+        return Err(Error::invalid(format!(
+            "{operation} needs the parameter `{missing}`"
+        )));
+    }
     serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
@@ -450,6 +473,7 @@ mod tests {
             ParamKind::Count => json!(300),
             ParamKind::List => json!(["a", "b"]),
             ParamKind::Object(fields) => object(fields),
+            ParamKind::Objects(fields) => json!([object(fields)]),
         }
     }
 
@@ -462,6 +486,7 @@ mod tests {
             ParamKind::Count => json!("3.5"),
             ParamKind::List => json!([{"a": 1}]),
             ParamKind::Object(_) => json!("text"),
+            ParamKind::Objects(_) => json!(["text"]),
         }
     }
 

@@ -11,6 +11,8 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::{Param, ParamKind};
+
 fn describe(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -114,6 +116,247 @@ pub fn opt_list_or_separated<'de, D: Deserializer<'de>>(
             .collect()
     }))
 }
+
+/// What makes a type a parameter struct: its parameters, described for the documents, and written
+/// back as the form pairs a server takes. Implemented by [`params!`](crate::operations::params!) only,
+/// so the description is the struct.
+pub trait Params: Sized {
+    /// The fields, in declaration order.
+    const PARAMS: &'static [Param];
+    /// Appends every field that has a value as form pairs (`name`, `name[]`, `name[field]`).
+    fn write(&self, prefix: &str, out: &mut Vec<(String, String)>);
+}
+
+/// A field type of a parameter struct: how it is read leniently (see the module documentation),
+/// what kind the documents call it, and how it is written back as form pairs.
+pub trait Lenient: Sized {
+    const KIND: ParamKind;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>);
+}
+
+/// The first parameter marked required that `value` (an object) lacks, holds as null, or holds as
+/// empty text (an empty XML element).
+pub fn missing_required(params: &[Param], value: &Value) -> Option<&'static str> {
+    params
+        .iter()
+        .filter(|p| p.required)
+        .find(|p| match value.get(p.name) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.trim().is_empty(),
+            Some(_) => false,
+        })
+        .map(|p| p.name)
+}
+
+/// The one `deserialize_with` of every [`params!`](crate::operations::params!) field.
+pub fn lenient<'de, D: Deserializer<'de>, T: Lenient>(d: D) -> Result<T, D::Error> {
+    T::read(d)
+}
+
+/// A required text (its presence is checked before the struct is read, from [`Param::required`]).
+impl Lenient for String {
+    const KIND: ParamKind = ParamKind::Text;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(opt_string(d)?.unwrap_or_default())
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        out.push((name.to_owned(), self.clone()));
+    }
+}
+
+impl Lenient for Option<String> {
+    const KIND: ParamKind = ParamKind::Text;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_string(d)
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        if let Some(v) = self {
+            out.push((name.to_owned(), v.clone()));
+        }
+    }
+}
+
+impl Lenient for Option<SecretString> {
+    const KIND: ParamKind = ParamKind::Text;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_secret(d)
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        use secrecy::ExposeSecret;
+        if let Some(v) = self {
+            out.push((name.to_owned(), v.expose_secret().to_owned()));
+        }
+    }
+}
+
+impl Lenient for Option<bool> {
+    const KIND: ParamKind = ParamKind::Bool;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_bool(d)
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        if let Some(v) = self {
+            out.push((name.to_owned(), v.to_string()));
+        }
+    }
+}
+
+impl Lenient for Option<u64> {
+    const KIND: ParamKind = ParamKind::Count;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_u64(d)
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        if let Some(v) = self {
+            out.push((name.to_owned(), v.to_string()));
+        }
+    }
+}
+
+impl Lenient for Option<Vec<String>> {
+    const KIND: ParamKind = ParamKind::List;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_list(d)
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        for v in self.iter().flatten() {
+            out.push((format!("{name}[]"), v.clone()));
+        }
+    }
+}
+
+/// A list that may also come as one string separated by spaces (Mastodon's `redirect_uris`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Words(pub Vec<String>);
+
+impl Lenient for Option<Words> {
+    const KIND: ParamKind = ParamKind::List;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(opt_list_or_separated(d)?.map(Words))
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        for v in self.iter().flat_map(|w| &w.0) {
+            out.push((format!("{name}[]"), v.clone()));
+        }
+    }
+}
+
+/// Named parameters of their own (`poll`): written as `name[field]`.
+impl<T: Params + serde::de::DeserializeOwned> Lenient for Option<T> {
+    const KIND: ParamKind = ParamKind::Object(T::PARAMS);
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            // An empty XML element stands for nothing given.
+            Value::String(s) if s.is_empty() => Ok(None),
+            v => read_object::<T, D::Error>(v).map(Some),
+        }
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        if let Some(v) = self {
+            v.write(name, out);
+        }
+    }
+}
+
+/// One object of named parameters, its required ones checked first.
+fn read_object<T: Params + serde::de::DeserializeOwned, E: de::Error>(v: Value) -> Result<T, E> {
+    if let Some(missing) = missing_required(T::PARAMS, &v) {
+        return Err(E::custom(format!("missing field `{missing}`")));
+    }
+    T::deserialize(v).map_err(E::custom)
+}
+
+/// A list of objects (`media` items): one object stands for a list of one, as XML repeats elements.
+impl<T: Params + serde::de::DeserializeOwned> Lenient for Option<Vec<T>> {
+    const KIND: ParamKind = ParamKind::Objects(T::PARAMS);
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = match Value::deserialize(d)? {
+            Value::Null => return Ok(None),
+            Value::Array(items) => items,
+            one => vec![one],
+        };
+        items
+            .into_iter()
+            .map(read_object::<T, D::Error>)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        for (i, v) in self.iter().flatten().enumerate() {
+            v.write(&format!("{name}[{i}]"), out);
+        }
+    }
+}
+
+/// Declares a parameter struct: the struct (read with the lenient readers above, unknown fields
+/// refused) and its [`Params`] description, from one list of documented fields. A field followed
+/// by `= required` must be present and not empty; everything else is optional.
+///
+/// ```ignore
+/// params! {
+///     pub struct GetStatusParams {
+///         /// The configured connection
+///         pub connection: Option<String>,
+///         /// The status's id
+///         pub id: String = required,
+///     }
+/// }
+/// ```
+macro_rules! params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])+
+                $fvis:vis $field:ident : $ty:ty $(as $wire:literal)? $(= $flag:ident)?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $name {
+            $(
+                $(#[doc = $doc])+
+                #[serde(default, deserialize_with = "crate::operations::params::lenient")]
+                $(#[serde(rename = $wire)])?
+                $fvis $field: $ty,
+            )*
+        }
+
+        impl crate::operations::params::Params for $name {
+            const PARAMS: &'static [crate::operations::Param] = &[
+                $(
+                    crate::operations::Param {
+                        name: $crate::operations::params::params!(@name $field $($wire)?),
+                        kind: <$ty as crate::operations::params::Lenient>::KIND,
+                        required: $crate::operations::params::params!(@required $($flag)?),
+                        description: concat!($($doc),+).trim_ascii(),
+                    },
+                )*
+            ];
+
+            fn write(&self, prefix: &str, out: &mut Vec<(String, String)>) {
+                $(
+                    let field = $crate::operations::params::params!(@name $field $($wire)?);
+                    let name = if prefix.is_empty() {
+                        field.to_owned()
+                    } else {
+                        format!("{prefix}[{field}]")
+                    };
+                    crate::operations::params::Lenient::write(&self.$field, &name, out);
+                )*
+            }
+        }
+    };
+    (@required) => { false };
+    (@required required) => { true };
+    (@name $field:ident) => { stringify!($field) };
+    (@name $field:ident $wire:literal) => { $wire };
+}
+pub(crate) use params;
 
 #[cfg(test)]
 mod tests {

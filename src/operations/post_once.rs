@@ -31,9 +31,9 @@ use crate::mastodon::{form, unix_now, Endpoint};
 use crate::store::{LedgerClaim, LedgerKey, LedgerState, StoredError};
 
 /// How long a repeat waits for the first call of its key before answering `in_progress`.
-const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
+pub(super) const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting repeat looks at the ledger again.
-const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
+pub(super) const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
 /// A lease outlives the call's own budget by this much, so it never runs out under a live owner.
 const LEASE_MARGIN_S: i64 = 5;
 /// Statuses created this long before the post began still count as candidates (clock skew between
@@ -116,7 +116,7 @@ pub async fn post_once(core: &Core, post: &Post<'_>, token: SecretString) -> Res
 }
 
 /// The longest a live owner can hold a claim: the call's budget, a rate-limit wait, a margin.
-fn lease_s(conn: &Connection) -> i64 {
+pub(super) fn lease_s(conn: &Connection) -> i64 {
     let s = &conn.settings;
     let wait = match s.on_rate_limit {
         crate::config::OnRateLimit::Wait => s.max_rate_limit_wait_s as i64,
@@ -132,7 +132,7 @@ fn resends(conn: &Connection) -> u32 {
 }
 
 /// How long after a doubt arose a status that did not show up is taken as never created.
-fn settle_s(conn: &Connection) -> i64 {
+pub(super) fn settle_s(conn: &Connection) -> i64 {
     conn.settings.doubt_settle_ms().div_ceil(1000) as i64
 }
 
@@ -239,7 +239,7 @@ fn finished_without_answer(e: &Error) -> bool {
 }
 
 /// A refusal a repeat of the same post would get again: kept, so the repeat is answered at once.
-fn keeps_refusal(e: &Error) -> bool {
+pub(super) fn keeps_refusal(e: &Error) -> bool {
     e.kind == ErrorKind::ValidationFailed
         || (e.kind == ErrorKind::UpstreamRejected
             && e.upstream
@@ -440,7 +440,7 @@ async fn release(core: &Core, post: &Post<'_>) -> Result<()> {
         .await?)
 }
 
-fn stored(e: &Error) -> StoredError {
+pub(super) fn stored(e: &Error) -> StoredError {
     StoredError {
         code: e.kind.code().to_owned(),
         detail: e.detail.clone(),
@@ -450,7 +450,7 @@ fn stored(e: &Error) -> StoredError {
 }
 
 /// The kept refusal, as the first call answered it.
-fn restore(stored: StoredError) -> Error {
+pub(super) fn restore(stored: StoredError) -> Error {
     let kind = ErrorKind::ALL
         .into_iter()
         .find(|k| k.code() == stored.code)

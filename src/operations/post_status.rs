@@ -10,7 +10,7 @@
 //! one derived from the connection, the correlation id and the parameters, so an ESB that retries
 //! the same message posts it once, while different statuses in one flow still post separately.
 
-use serde::Deserialize;
+use super::params::params;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -18,52 +18,52 @@ use super::context::{object, Core};
 use super::post_once::{post_once, Post};
 use super::status_length::countable_length;
 use super::status_match::Expected;
-use super::{params, CallContext};
+use super::CallContext;
 use crate::error::{Error, Result};
 use crate::mastodon::{InstanceInfo, LengthRule};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostStatusParams {
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub connection: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub status: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_list")]
-    pub media_ids: Option<Vec<String>>,
-    #[serde(default)]
-    pub poll: Option<PollParams>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub in_reply_to_id: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_bool")]
-    pub sensitive: Option<bool>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub spoiler_text: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub visibility: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub language: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub scheduled_at: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub idempotency_key: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub content_type: Option<String>,
-    #[serde(default, deserialize_with = "params::opt_bool")]
-    pub local_only: Option<bool>,
+params! {
+    pub struct PostStatusParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// The text (required unless media_ids or poll is given)
+        pub status: Option<String>,
+        /// Ids of attachments uploaded already
+        pub media_ids: Option<Vec<String>>,
+        /// A poll instead of media
+        pub poll: Option<PollParams>,
+        /// The id of the status this one replies to
+        pub in_reply_to_id: Option<String>,
+        /// Mark the media as sensitive
+        pub sensitive: Option<bool>,
+        /// A content warning shown instead of the text
+        pub spoiler_text: Option<String>,
+        /// public, unlisted, private or direct
+        pub visibility: Option<String>,
+        /// The language of the status (ISO 639-1)
+        pub language: Option<String>,
+        /// When to publish (ISO 8601, at least 5 minutes ahead): answers a ScheduledStatus
+        pub scheduled_at: Option<String>,
+        /// Makes a retried post post once (derived from the correlation id when absent)
+        pub idempotency_key: Option<String>,
+        /// GoToSocial and Mitra: text/plain, text/markdown or text/html
+        pub content_type: Option<String>,
+        /// GoToSocial: keep the status on this server, not federated
+        pub local_only: Option<bool>,
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PollParams {
-    #[serde(default, deserialize_with = "params::opt_list")]
-    pub options: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "params::opt_u64")]
-    pub expires_in: Option<u64>,
-    #[serde(default, deserialize_with = "params::opt_bool")]
-    pub multiple: Option<bool>,
-    #[serde(default, deserialize_with = "params::opt_bool")]
-    pub hide_totals: Option<bool>,
+params! {
+    pub struct PollParams {
+        /// The choices, at least two
+        pub options: Option<Vec<String>>,
+        /// Seconds until the poll closes
+        pub expires_in: Option<u64>,
+        /// Allow more than one choice
+        pub multiple: Option<bool>,
+        /// Hide the counts until the poll closes
+        pub hide_totals: Option<bool>,
+    }
 }
 
 const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];

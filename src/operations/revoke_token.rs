@@ -7,25 +7,23 @@
 //! with the bearer when a form alone is answered 401, takes any 2xx as success, and treats "this
 //! token is unknown here" as done: the token is forgotten locally with a note, never a dead end.
 
+use super::params::params;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{AppCredentials, Connection, Core};
-use super::params;
 use crate::error::{Error, Result};
 use crate::mastodon::capabilities::RevokeStyle;
 use crate::mastodon::Endpoint;
 use crate::store::TokenKind;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeTokenParams {
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub connection: Option<String>,
-    /// `user` (the default) or `app`: which of the connection's tokens.
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub token_kind: Option<String>,
+params! {
+    pub struct RevokeTokenParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// user (the default) or app: which of the connection's tokens
+        pub token_kind: Option<String>,
+    }
 }
 
 /// What the server did with a revocation.
@@ -38,7 +36,11 @@ pub enum Revocation {
     Unknown(String),
 }
 
-pub async fn revoke_token(core: &Core, p: RevokeTokenParams) -> Result<Value> {
+pub async fn revoke_token(
+    core: &Core,
+    p: RevokeTokenParams,
+    _call: &super::CallContext,
+) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     let kind = match p.token_kind.as_deref().unwrap_or("user") {
         "user" => TokenKind::User,

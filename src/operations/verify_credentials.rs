@@ -3,22 +3,25 @@
 //! Also home of [`token_verdict`], the one reading of what a failed call says about its token:
 //! servers refuse a token in more shapes than Mastodon's 401 (`shared/reference/servers.md`).
 
-use serde::Deserialize;
+use super::params::params;
 use serde_json::Value;
 
 use super::context::Core;
-use super::params;
 use crate::error::{Error, Result};
 use crate::mastodon::Capabilities;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyCredentialsParams {
-    #[serde(default, deserialize_with = "params::opt_string")]
-    pub connection: Option<String>,
+params! {
+    pub struct VerifyCredentialsParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+    }
 }
 
-pub async fn verify_credentials(core: &Core, p: VerifyCredentialsParams) -> Result<Value> {
+pub async fn verify_credentials(
+    core: &Core,
+    p: VerifyCredentialsParams,
+    _call: &super::CallContext,
+) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     let token = core.require_user_token(&conn).await?;
     core.verify_user_token(&conn, token).await

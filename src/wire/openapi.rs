@@ -167,6 +167,7 @@ fn param_schema(p: &Param) -> Value {
         ParamKind::Count => json!({"type": "integer", "minimum": 0}),
         ParamKind::List => json!({"type": "array", "items": {"type": "string"}}),
         ParamKind::Object(fields) => object_schema(fields),
+        ParamKind::Objects(fields) => json!({"type": "array", "items": object_schema(fields)}),
     };
     schema["description"] = json!(p.description);
     schema

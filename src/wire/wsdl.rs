@@ -94,7 +94,7 @@ fn sequence(out: &mut String, params: &[Param]) {
     out.push_str("<xs:complexType><xs:sequence>");
     for p in params {
         let min = if p.required { "1" } else { "0" };
-        let max = if p.kind == ParamKind::List {
+        let max = if matches!(p.kind, ParamKind::List | ParamKind::Objects(_)) {
             "unbounded"
         } else {
             "1"
@@ -105,7 +105,7 @@ fn sequence(out: &mut String, params: &[Param]) {
             p.name
         );
         match p.kind {
-            ParamKind::Object(fields) => {
+            ParamKind::Object(fields) | ParamKind::Objects(fields) => {
                 out.push('>');
                 annotation(out, p.description);
                 sequence(out, fields);
@@ -124,7 +124,9 @@ fn simple_type(kind: ParamKind) -> &'static str {
     match kind {
         ParamKind::Bool => "xs:boolean",
         ParamKind::Count => "xs:unsignedLong",
-        ParamKind::Text | ParamKind::List | ParamKind::Object(_) => "xs:string",
+        ParamKind::Text | ParamKind::List | ParamKind::Object(_) | ParamKind::Objects(_) => {
+            "xs:string"
+        }
     }
 }
 

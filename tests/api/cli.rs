@@ -567,7 +567,7 @@ async fn kill_9_mid_post(profile: Profile, format: Format) {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[store]\npath = {:?}\n\n[connections.main]\ninstance = \"{}\"\naccess_token = \"tok\"\ntimeout_ms = 1000\nconnect_timeout_ms = 1000\ndoubt_settle_ms = 1500\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[store]\npath = {:?}\n\n[connections.main]\ninstance = \"{}\"\naccess_token = \"tok\"\ntimeout_ms = 4000\nconnect_timeout_ms = 2000\ndoubt_settle_ms = 1500\n",
             dir.path().join("store").join("sidecar.db").display().to_string(),
             standin.url
         ),

@@ -111,7 +111,11 @@ fn assert_declares(element: &Element, params: &[Param], at: &str) {
             ParamKind::Count => assert_eq!((ty, max), (Some("xs:unsignedLong"), Some("1"))),
             ParamKind::List => assert_eq!((ty, max), (Some("xs:string"), Some("unbounded"))),
             ParamKind::Object(fields) => {
-                assert_eq!(ty, None, "{at}.{}", p.name);
+                assert_eq!((ty, max), (None, Some("1")), "{at}.{}", p.name);
+                assert_declares(decl, fields, &format!("{at}.{}", p.name));
+            }
+            ParamKind::Objects(fields) => {
+                assert_eq!((ty, max), (None, Some("unbounded")), "{at}.{}", p.name);
                 assert_declares(decl, fields, &format!("{at}.{}", p.name));
             }
         }
@@ -429,6 +433,10 @@ fn assert_properties(doc: &Value, schema: &Value, params: &[Param], at: &str) {
             }
             ParamKind::Object(fields) => {
                 assert_properties(doc, property, fields, &format!("{at}.{}", p.name))
+            }
+            ParamKind::Objects(fields) => {
+                assert_eq!(property["type"], "array");
+                assert_properties(doc, &property["items"], fields, &format!("{at}.{}", p.name))
             }
         }
     }

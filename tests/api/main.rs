@@ -3,6 +3,7 @@
 mod architecture;
 mod cli;
 mod credentials;
+mod declared;
 mod documents;
 mod errors;
 mod exactly_once;

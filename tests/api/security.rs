@@ -444,9 +444,9 @@ fn api_keys_are_validated_naming_the_key_path() {
             "64 hex",
         ),
         (
-            key_table("mi", &good, "[\"main\"]", "[\"deleteStatus\"]"),
+            key_table("mi", &good, "[\"main\"]", "[\"deleteEverything\"]"),
             "security.api_keys[0].operations",
-            "\"deleteStatus\" is not an operation",
+            "\"deleteEverything\" is not an operation",
         ),
         (
             key_table("mi", &good, "[\"elsewhere\"]", "[\"postStatus\"]"),
