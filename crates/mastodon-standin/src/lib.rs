@@ -1,7 +1,10 @@
 //! A Mastodon server stand-in: behaves like Mastodon 4.3+ wherever the sidecar depends on it
 //! (instance documents, nodeinfo, app registration, OAuth 2 with PKCE, verify_credentials,
 //! posting with idempotency keys, reading an account's statuses back, per-token rate
-//! limits), with fault injection (including answers lost after the post was made) and request
+//! limits) and the rest of the client API the sidecar's operations reach (media uploads,
+//! status actions and edits, timelines, notifications, search, accounts and follows, polls,
+//! lists, each paginated as Mastodon pages), with seeding helpers for other accounts and
+//! their posts, fault injection (including answers lost after the post was made) and request
 //! inspection for tests, and fast enough to benchmark the sidecar against. A [`Profile`]
 //! makes it behave instead as GoToSocial, Takahē, Hollo, snac or Mitra were observed to.
 //!
