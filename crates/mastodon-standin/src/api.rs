@@ -55,21 +55,49 @@ fn domain(shared: &Shared) -> &str {
     }
 }
 
-fn media_config() -> Value {
+/// The MIME types uploads may have.
+pub const SUPPORTED_MIME_TYPES: [&str; 28] = [
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/heic",
+    "image/heif",
+    "image/webp",
+    "image/avif",
+    "video/webm",
+    "video/mp4",
+    "video/quicktime",
+    "video/ogg",
+    "audio/wave",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/x-pn-wave",
+    "audio/vnd.wave",
+    "audio/ogg",
+    "audio/vorbis",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/webm",
+    "audio/flac",
+    "audio/aac",
+    "audio/m4a",
+    "audio/x-m4a",
+    "audio/mp4",
+    "audio/3gpp",
+    "video/x-ms-asf",
+];
+
+/// `configuration.media_attachments`, from the options the upload route enforces.
+fn media_config(shared: &Shared) -> Value {
+    let o = &shared.opts;
     json!({
-        "supported_mime_types": [
-            "image/jpeg", "image/png", "image/gif", "image/heic", "image/heif", "image/webp",
-            "image/avif", "video/webm", "video/mp4", "video/quicktime", "video/ogg", "audio/wave",
-            "audio/wav", "audio/x-wav", "audio/x-pn-wave", "audio/vnd.wave", "audio/ogg",
-            "audio/vorbis", "audio/mpeg", "audio/mp3", "audio/webm", "audio/flac", "audio/aac",
-            "audio/m4a", "audio/x-m4a", "audio/mp4", "audio/3gpp", "video/x-ms-asf"
-        ],
-        "description_limit": 1500,
-        "image_size_limit": 16_777_216,
-        "image_matrix_limit": 33_177_600,
-        "video_size_limit": 103_809_024,
-        "video_frame_rate_limit": 120,
-        "video_matrix_limit": 8_294_400,
+        "supported_mime_types": SUPPORTED_MIME_TYPES,
+        "description_limit": o.description_limit,
+        "image_size_limit": o.image_size_limit,
+        "image_matrix_limit": o.image_matrix_limit,
+        "video_size_limit": o.video_size_limit,
+        "video_frame_rate_limit": o.video_frame_rate_limit,
+        "video_matrix_limit": o.video_matrix_limit,
     })
 }
 
@@ -130,9 +158,9 @@ pub fn instance_v2(shared: &Shared) -> Value {
                 "terms_of_service": null,
             },
             "vapid": {"public_key": VAPID_KEY},
-            "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
+            "accounts": {"max_featured_tags": 10, "max_pinned_statuses": shared.opts.max_pinned_statuses},
             "statuses": statuses_config(shared),
-            "media_attachments": media_config(),
+            "media_attachments": media_config(shared),
             "polls": polls_config(shared),
             "translation": {"enabled": false},
         },
@@ -201,7 +229,7 @@ pub fn get_instance_v1(ctx: &Ctx<'_>) -> HttpResponse {
                 json!({
                     "accounts": {"max_featured_tags": 10},
                     "statuses": statuses_config(shared),
-                    "media_attachments": media_config(),
+                    "media_attachments": media_config(shared),
                     "polls": polls_config(shared),
                 }),
             );

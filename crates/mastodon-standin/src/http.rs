@@ -13,7 +13,10 @@ use serde_json::Value;
 use crate::profiles::Profile;
 use crate::state::{normalize_route, Fault, Recorded, Route, Shared, Token};
 use crate::statuses::{self, Prepared};
-use crate::{api, apps, faults, limits, nodeinfo, oauth, params, shapes, time, timeline, token};
+use crate::{
+    api, apps, faults, feeds, limits, media, nodeinfo, oauth, params, shapes, social, time,
+    timeline, token,
+};
 
 pub const JSON: &str = "application/json; charset=utf-8";
 pub const HTML: &str = "text/html; charset=utf-8";
@@ -180,8 +183,55 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, data: web::Data<Shared>) ->
                 _ => json(200, draft.create(shared)),
             },
         },
-        Some(Route::AccountStatuses) => timeline::account_statuses(&ctx),
+        Some(Route::AccountStatuses) => feeds::account_statuses(&ctx),
         Some(Route::ScheduledStatuses) => timeline::scheduled_statuses(&ctx),
+        Some(Route::UploadMedia) => media::upload(&ctx, &body),
+        Some(Route::GetMedia) => media::show_or_update(&ctx, false),
+        Some(Route::UpdateMedia) => media::show_or_update(&ctx, true),
+        Some(Route::GetStatus) => social::show(&ctx),
+        Some(Route::EditStatus) => social::edit(&ctx),
+        Some(Route::DeleteStatus) => social::delete(&ctx),
+        Some(Route::StatusContext) => social::context(&ctx),
+        Some(
+            r @ (Route::Favourite
+            | Route::Unfavourite
+            | Route::Reblog
+            | Route::Unreblog
+            | Route::Bookmark
+            | Route::Unbookmark
+            | Route::Pin
+            | Route::Unpin),
+        ) => social::action(&ctx, r),
+        Some(r @ (Route::GetScheduled | Route::UpdateScheduled | Route::DeleteScheduled)) => {
+            social::scheduled(&ctx, r)
+        }
+        Some(Route::GetPoll) => social::poll(&ctx),
+        Some(Route::Vote) => social::vote(&ctx),
+        Some(
+            r @ (Route::HomeTimeline
+            | Route::PublicTimeline
+            | Route::TagTimeline
+            | Route::ListTimeline),
+        ) => feeds::timeline(&ctx, r),
+        Some(Route::Notifications) => feeds::notifications(&ctx),
+        Some(
+            r @ (Route::GetNotification | Route::DismissNotification | Route::ClearNotifications),
+        ) => feeds::notification(&ctx, r),
+        Some(Route::Search) => feeds::search(&ctx),
+        Some(Route::LookupAccount | Route::GetAccount) => feeds::account(&ctx),
+        Some(Route::Relationships) => feeds::relationships(&ctx),
+        Some(r @ (Route::Followers | Route::Following)) => feeds::follows(&ctx, r),
+        Some(r @ (Route::Follow | Route::Unfollow)) => feeds::follow(&ctx, r),
+        Some(
+            r @ (Route::Lists
+            | Route::CreateList
+            | Route::GetList
+            | Route::UpdateList
+            | Route::DeleteList),
+        ) => feeds::lists(&ctx, r),
+        Some(r @ (Route::ListAccounts | Route::AddListAccounts | Route::RemoveListAccounts)) => {
+            feeds::list_accounts(&ctx, r)
+        }
         Some(Route::NodeInfoLinks) => nodeinfo::links(&ctx),
         Some(
             r @ (Route::NodeInfo20
@@ -231,6 +281,15 @@ impl Denied {
             Denied::NotUser => error(422, "This method requires an authenticated user"),
         }
     }
+}
+
+/// `authorize_if_got_token!`: no token is fine (`None`); a token must be valid and carry
+/// one of `scopes`.
+pub fn authorize_if_token(ctx: &Ctx<'_>, scopes: &[&str]) -> Result<Option<Arc<Token>>, Denied> {
+    if bearer(ctx.req).is_none() {
+        return Ok(None);
+    }
+    authorize(ctx, scopes, false).map(Some)
 }
 
 /// Doorkeeper's check: a valid token (401), one of `scopes` (403), and, when `user`, a token

@@ -1,7 +1,10 @@
 //! A Mastodon server stand-in: behaves like Mastodon 4.3+ wherever the sidecar depends on it
 //! (instance documents, nodeinfo, app registration, OAuth 2 with PKCE, verify_credentials,
 //! posting with idempotency keys, reading an account's statuses back, per-token rate
-//! limits), with fault injection (including answers lost after the post was made) and request
+//! limits) and the rest of the client API the sidecar's operations reach (media uploads,
+//! status actions and edits, timelines, notifications, search, accounts and follows, polls,
+//! lists, each paginated as Mastodon pages), with seeding helpers for other accounts and
+//! their posts, fault injection (including answers lost after the post was made) and request
 //! inspection for tests, and fast enough to benchmark the sidecar against. A [`Profile`]
 //! makes it behave instead as GoToSocial, Takahē, Hollo, snac or Mitra were observed to.
 //!
@@ -23,22 +26,27 @@ mod api;
 mod apps;
 mod entities;
 mod faults;
+mod feeds;
 mod front;
 mod http;
 mod limits;
+mod media;
 mod nodeinfo;
 mod oauth;
+mod paging;
 mod params;
 mod posting;
 mod profiles;
 mod routes;
 mod shapes;
+mod social;
 mod state;
 mod statuses;
 mod text;
 mod time;
 mod timeline;
 mod token;
+mod world;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -54,6 +62,7 @@ use state::{lock, Fault, Shared};
 pub use entities::{ACCOUNT_ID, DISPLAY_NAME, USERNAME};
 pub use profiles::Profile;
 pub use state::ROUTES;
+pub use world::SeedStatus;
 
 /// How the stand-in presents itself. [`Options::for_profile`] gives each server's settings;
 /// the fields can then be changed one by one.
@@ -85,6 +94,35 @@ pub struct Options {
     pub set_up: bool,
     /// How long an authorization code lives (default 10 minutes; Takahē 60 s, Mitra 5 min).
     pub code_lifetime: Duration,
+    /// `configuration.media_attachments.image_size_limit` (default 16 MiB, Mastodon's), and
+    /// enforced: a larger image is 422 "File file size must be less than ...".
+    pub image_size_limit: u64,
+    /// `video_size_limit` (default 99 MiB), enforced for video/* and audio/*.
+    pub video_size_limit: u64,
+    /// `image_matrix_limit` (width × height, default 33,177,600); enforced on PNGs, whose
+    /// size the stand-in reads.
+    pub image_matrix_limit: u64,
+    /// `video_matrix_limit` (default 8,294,400), advertised only.
+    pub video_matrix_limit: u64,
+    /// `video_frame_rate_limit` (default 120), advertised only.
+    pub video_frame_rate_limit: u64,
+    /// `description_limit` in characters (default 1500), enforced.
+    pub description_limit: u64,
+    /// Images larger than this (bytes, default 64 KiB), and every video or audio file,
+    /// answer 202 and are processed asynchronously.
+    pub media_processing_threshold: u64,
+    /// An attachment being processed answers 206 to this many `GET /api/v1/media/:id`
+    /// (default 1), then is processed: 202, 206, 200.
+    pub media_processing_polls: u32,
+    /// Or it is processed once this long has passed since the upload (default: never by time).
+    pub media_processing_time: Option<Duration>,
+    /// `POST /api/v1/statuses` with a `media_ids` entry never uploaded: `true` answers 422
+    /// "Media N not found or already attached to another post" as Mastodon 4.3 does;
+    /// `false` (default, which older tests rely on) takes it as an uploaded image. Known ids
+    /// are checked either way (processing, attached elsewhere).
+    pub strict_media_ids: bool,
+    /// At most this many pinned statuses (default 5, Mastodon's).
+    pub max_pinned_statuses: usize,
 }
 
 impl Default for Options {
@@ -100,6 +138,17 @@ impl Default for Options {
             profile: Profile::Mastodon,
             set_up: true,
             code_lifetime: Duration::from_secs(600),
+            image_size_limit: 16 * 1024 * 1024,
+            video_size_limit: 99 * 1024 * 1024,
+            image_matrix_limit: 33_177_600,
+            video_matrix_limit: 8_294_400,
+            video_frame_rate_limit: 120,
+            description_limit: 1500,
+            media_processing_threshold: 64 * 1024,
+            media_processing_polls: 1,
+            media_processing_time: None,
+            strict_media_ids: false,
+            max_pinned_statuses: 5,
         }
     }
 }
@@ -157,12 +206,17 @@ impl StandIn {
             public.try_clone()?
         };
         let inner = listener.local_addr()?;
+        // Uploads up to the largest media limit must arrive whole, so that the limit is the
+        // stand-in's answer (a 422), not the framework's.
+        let payload_limit = (options.image_size_limit.max(options.video_size_limit) as usize)
+            .saturating_add(1024 * 1024)
+            .max(4 * 1024 * 1024);
         let shared = Arc::new(Shared::new(options, url.clone(), domain));
         let data = web::Data::from(Arc::clone(&shared));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+                .app_data(web::PayloadConfig::new(payload_limit))
                 .default_service(web::to(http::dispatch))
         })
         .on_connect(faults::on_connect)
@@ -309,5 +363,129 @@ impl StandIn {
         let rec = self.shared.last(route)?;
         let value = rec.headers.get(name)?;
         Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    }
+
+    /// A new account besides the stand-in's own: `"alice"` (local) or
+    /// `"bob@remote.example"` (remote). Answers its id; the same name gives the same id.
+    pub fn seed_account(&self, name: &str) -> String {
+        let mut store = lock(&self.shared.store);
+        world::seed_account(&self.shared, &mut store, name)
+    }
+
+    /// A public status by `account` (a seeded id, or [`ACCOUNT_ID`]); hashtags and mentions
+    /// are read from `text` (a mention of `@sidecar` notifies the stand-in account).
+    /// Answers its id.
+    ///
+    /// # Panics
+    /// When `account` is unknown.
+    pub fn seed_status(&self, account: &str, text: &str) -> String {
+        self.seed_status_with(
+            account,
+            SeedStatus {
+                text: text.to_owned(),
+                ..SeedStatus::default()
+            },
+        )
+    }
+
+    /// A status by `account` with visibility, reply, media or poll (see [`SeedStatus`]).
+    ///
+    /// # Panics
+    /// When `account` is unknown.
+    pub fn seed_status_with(&self, account: &str, seed: SeedStatus) -> String {
+        let mut store = lock(&self.shared.store);
+        world::seed_status(&self.shared, &mut store, account, seed)
+            .expect("mastodon-standin: seed_status of an unknown account")
+    }
+
+    /// `follower` follows `target` (ids); answers the Follow's id (what followers/following
+    /// paginate by). A follow of the stand-in account notifies it.
+    pub fn seed_follow(&self, follower: &str, target: &str) -> String {
+        let mut store = lock(&self.shared.store);
+        world::follow(&self.shared, &mut store, follower, target, None, None, None).to_string()
+    }
+
+    /// `account` favourites `status` (a favourite of the stand-in account's status notifies it).
+    pub fn seed_favourite(&self, account: &str, status: &str) {
+        let mut store = lock(&self.shared.store);
+        world::favourite(&self.shared, &mut store, account, status);
+    }
+
+    /// `account` reblogs `status`; answers the reblog's id.
+    pub fn seed_reblog(&self, account: &str, status: &str) -> Option<String> {
+        let mut store = lock(&self.shared.store);
+        world::reblog(&self.shared, &mut store, account, status)
+    }
+
+    /// A notification of the stand-in account: `kind` (`mention`, `favourite`, `follow`,
+    /// `reblog`, `poll`, `status`, ...) from account `from`, about `status`. Answers its id.
+    pub fn seed_notification(&self, kind: &str, from: &str, status: Option<&str>) -> String {
+        let mut store = lock(&self.shared.store);
+        world::notify(&self.shared, &mut store, ACCOUNT_ID, kind, from, status).to_string()
+    }
+
+    /// A list of the stand-in account with `members` (account ids, added whether followed
+    /// or not). Answers its id.
+    pub fn seed_list(&self, title: &str, members: &[&str]) -> String {
+        let mut store = lock(&self.shared.store);
+        let id = self.shared.next_id().to_string();
+        let members = members
+            .iter()
+            .map(|m| (self.shared.next_id(), (*m).to_owned()))
+            .collect();
+        store.world.lists.push(world::ListRec {
+            id: id.clone(),
+            title: title.to_owned(),
+            replies_policy: "list".to_owned(),
+            exclusive: false,
+            members,
+        });
+        id
+    }
+
+    /// Every upload, in order: `{id, type, content_type, filename, size, sha256,
+    /// description, focus, processed, status_id}` (what arrived, for tests to assert).
+    pub fn media(&self) -> Vec<Value> {
+        let store = lock(&self.shared.store);
+        store
+            .world
+            .media
+            .iter()
+            .filter(|m| !m.sha256.is_empty())
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id,
+                    "type": m.kind,
+                    "content_type": m.content_type,
+                    "filename": m.filename,
+                    "size": m.size,
+                    "sha256": m.sha256,
+                    "description": m.description,
+                    "focus": m.focus.map(|(x, y)| serde_json::json!({"x": x, "y": y})),
+                    "processed": m.is_processed(&self.shared.opts),
+                    "status_id": m.status_id,
+                })
+            })
+            .collect()
+    }
+
+    /// Every notification (of every account) as `{id, recipient, type, account_id,
+    /// status_id}`, oldest first.
+    pub fn notifications(&self) -> Vec<Value> {
+        let store = lock(&self.shared.store);
+        store
+            .world
+            .notifications
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "id": n.id.to_string(),
+                    "recipient": n.recipient,
+                    "type": n.kind,
+                    "account_id": n.from,
+                    "status_id": n.status_id,
+                })
+            })
+            .collect()
     }
 }

@@ -12,6 +12,7 @@ use crate::entities::{self, Account, AppRef, Poll, Status, Tag, ACCOUNT_ID, USER
 use crate::profiles::Profile;
 use crate::state::{lock, Shared, StoredStatus};
 use crate::statuses::PollParams;
+use crate::world;
 use crate::{text as status_text, time};
 
 /// Mitra remembers this many keys, shared by every account.
@@ -30,6 +31,8 @@ pub struct Draft {
     pub language: Option<String>,
     pub in_reply_to: Option<String>,
     pub media_ids: Vec<String>,
+    /// The MediaAttachments of `media_ids`, checked.
+    pub media: Vec<serde_json::Value>,
     pub poll: Option<PollParams>,
     /// GoToSocial's `local_only`.
     pub local_only: Option<bool>,
@@ -53,22 +56,19 @@ fn uuid(snowflake: u64) -> String {
 
 impl Draft {
     /// Creates the post and answers its body.
-    pub fn create(self, shared: &Shared) -> Bytes {
+    pub fn create(mut self, shared: &Shared) -> Bytes {
         let snowflake = shared.next_id();
         let id = match self.profile {
             Profile::Mitra => uuid(snowflake),
             _ => snowflake.to_string(),
         };
-        let media: Vec<_> = self
-            .media_ids
-            .iter()
-            .map(|m| entities::media_attachment(shared, m))
-            .collect();
+        let media = std::mem::take(&mut self.media);
         if let Some(at) = self.scheduled_at {
             return self.schedule(shared, id, at, media);
         }
         let now = time::now_ms();
         let rendered = status_text::render(&self.status, &shared.base, USERNAME, &shared.domain);
+        let poll_id = self.poll.as_ref().map(|_| shared.next_id());
         let statuses_count = shared.statuses_count.fetch_add(1, Ordering::Relaxed) + 1;
         shared.last_status_ms.store(now, Ordering::Relaxed);
         let entity = Status {
@@ -118,17 +118,77 @@ impl Draft {
             card: None,
             poll: self.poll.as_ref().map(|p| {
                 let expires = now + p.expires_in.unwrap_or(0).max(0) as u64 * 1000;
-                Poll::new(shared.next_id(), expires, p.multiple, p.options.clone())
+                Poll::new(poll_id.unwrap_or(0), expires, p.multiple, p.options.clone())
             }),
         };
-        let body = Bytes::from(serde_json::to_vec(&entity).unwrap_or_default());
+        let poll = entity
+            .poll
+            .as_ref()
+            .map(|p| (p.expires_at.clone(), p.multiple, p.options.len()));
+        let mut body = Bytes::from(serde_json::to_vec(&entity).unwrap_or_default());
+        let tags = entity.tags.iter().map(|t| t.name.to_lowercase()).collect();
         let mut store = lock(&shared.store);
+        // Others' mentions come only from the world's accounts, so the hot path (no
+        // world) skips this.
+        let mentioned = if store.world.accounts.is_empty() {
+            Vec::new()
+        } else {
+            world::mentioned(shared, &store, &self.status)
+        };
+        if !mentioned.is_empty() {
+            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let Some(list) = v["mentions"].as_array_mut() {
+                for m in &mentioned {
+                    if let Some(a) = world::account_value(shared, &store, m) {
+                        list.push(json!({"id": a["id"], "username": a["username"], "url": a["url"], "acct": a["acct"]}));
+                    }
+                }
+            }
+            body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        }
         store.ids.insert(id.clone());
         store.list.push(StoredStatus {
-            id,
+            id: id.clone(),
             visibility: self.visibility.clone(),
             body: body.clone(),
+            account_id: ACCOUNT_ID.to_owned(),
+            in_reply_to: self.in_reply_to.clone(),
+            tags,
+            text: self.status.clone(),
+            spoiler: self.spoiler.clone(),
+            media_ids: self.media_ids.clone(),
+            reblog_of: None,
+            poll_id: poll_id.map(|p| p.to_string()),
+            local: true,
         });
+        if !self.media_ids.is_empty() {
+            crate::media::attach(&mut store, &self.media_ids, &id);
+        }
+        if let (Some(pid), Some((_, multiple, options))) = (poll_id, poll) {
+            store.world.polls.push(world::PollRec {
+                id: pid.to_string(),
+                status_id: id.clone(),
+                author: ACCOUNT_ID.to_owned(),
+                options,
+                multiple,
+                expires_ms: now
+                    + self
+                        .poll
+                        .as_ref()
+                        .and_then(|p| p.expires_in)
+                        .unwrap_or(0)
+                        .max(0) as u64
+                        * 1000,
+                votes: Vec::new(),
+            });
+        }
+        for m in &mentioned {
+            world::notify(shared, &mut store, m, "mention", ACCOUNT_ID, Some(&id));
+        }
+        if let Some(parent) = &self.in_reply_to {
+            // The parent's `replies_count`.
+            world::refresh(&mut store, parent);
+        }
         if let Some(key) = self.key {
             if self.profile == Profile::Mitra && store.idempotency.len() >= MITRA_KEYS {
                 let oldest = store
@@ -182,7 +242,12 @@ impl Draft {
             "media_attachments": media,
         });
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-        lock(&shared.store).scheduled.push(body.clone());
+        lock(&shared.store)
+            .scheduled
+            .push(crate::state::ScheduledRec {
+                id: id.clone(),
+                body: body.clone(),
+            });
         body
     }
 }

@@ -117,6 +117,14 @@ impl Options {
                 characters_reserved_per_url: 25,
                 max_media_attachments: 6,
                 pkce: false,
+                // GoToSocial's defaults (docs: media-local-max-size 40MiB,
+                // media-description-max-chars 1500; internal/typeutils: matrix limits
+                // 16777216, frame rate 60).
+                image_size_limit: 40 * 1024 * 1024,
+                video_size_limit: 40 * 1024 * 1024,
+                image_matrix_limit: 16_777_216,
+                video_matrix_limit: 16_777_216,
+                video_frame_rate_limit: 60,
                 ..base
             },
             Profile::Takahe => Options {

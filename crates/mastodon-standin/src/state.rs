@@ -77,14 +77,38 @@ pub enum Fault {
     StallThenCreate(Duration),
 }
 
-/// A created status as answered, with what listing it needs.
+/// A created status as answered (from the stand-in account's point of view: `favourited`,
+/// counts, ... are rewritten into `body` whenever they change), with what listing and
+/// filtering it needs.
 pub struct StoredStatus {
     pub id: String,
     pub visibility: String,
     pub body: Bytes,
+    /// The author's account id.
+    pub account_id: String,
+    pub in_reply_to: Option<String>,
+    /// Hashtags, lowercased.
+    pub tags: Vec<String>,
+    /// The source text and content warning (what `DELETE` and edits answer as `text`).
+    pub text: String,
+    pub spoiler: String,
+    pub media_ids: Vec<String>,
+    /// For a reblog: the reblogged status's id.
+    pub reblog_of: Option<String>,
+    pub poll_id: Option<String>,
+    /// Whether the author is a local account (public timeline's `local` / `remote`).
+    pub local: bool,
 }
 
-/// Posted statuses, serialized as answered, the scheduled ones, and the idempotency keys.
+/// A ScheduledStatus as answered.
+pub struct ScheduledRec {
+    pub id: String,
+    pub body: Bytes,
+}
+
+/// Posted statuses, serialized as answered, the scheduled ones, the idempotency keys, and
+/// the rest of the account's world (other accounts, follows, media, lists, ...), all under
+/// one lock so that a status and what points at it change together.
 #[derive(Default)]
 pub struct StatusStore {
     /// In creation order.
@@ -92,7 +116,8 @@ pub struct StatusStore {
     pub ids: HashSet<String>,
     pub idempotency: HashMap<String, (Bytes, Instant)>,
     /// ScheduledStatus bodies, in creation order.
-    pub scheduled: Vec<Bytes>,
+    pub scheduled: Vec<ScheduledRec>,
+    pub world: crate::world::World,
 }
 
 /// How long Mastodon remembers an `Idempotency-Key`.

@@ -60,7 +60,7 @@ pub struct PollParams {
     pub hide_totals: bool,
 }
 
-fn poll_params(poll: &Value) -> PollParams {
+pub fn poll_params(poll: &Value) -> PollParams {
     PollParams {
         options: list(poll, "options").unwrap_or_default(),
         expires_in: text(poll, "expires_in")
@@ -72,7 +72,7 @@ fn poll_params(poll: &Value) -> PollParams {
 }
 
 /// `PollValidator`'s messages, as nested-attribute errors of the Status; Mitra's own.
-fn poll_errors(profile: Profile, poll: &PollParams, errors: &mut Vec<String>) {
+pub fn poll_errors(profile: Profile, poll: &PollParams, errors: &mut Vec<String>) {
     if profile == Profile::Mitra {
         if poll.options.len() < 2 {
             errors.push("too few poll options".into());
@@ -142,7 +142,7 @@ fn visibility_known(profile: Profile, v: &str) -> bool {
 
 /// The language stored: Mastodon's fallback to `en`, Takahē's none, snac's `en` always,
 /// Mitra's ISO 639-1 check (`Err`: 400).
-fn stored_language(profile: Profile, given: Option<String>) -> Result<Option<String>, ()> {
+pub fn stored_language(profile: Profile, given: Option<String>) -> Result<Option<String>, ()> {
     let given = given.filter(|l| !l.trim().is_empty());
     match profile {
         Profile::Takahe => Ok(None),
@@ -157,7 +157,7 @@ fn stored_language(profile: Profile, given: Option<String>) -> Result<Option<Str
 }
 
 /// Whether a status is too long under the profile's rule (Hollo and Mitra do not check).
-fn too_long(
+pub fn too_long(
     profile: Profile,
     opts: &crate::Options,
     status: &str,
@@ -187,7 +187,7 @@ fn too_long(
     })
 }
 
-fn blank_message(profile: Profile) -> &'static str {
+pub fn blank_message(profile: Profile) -> &'static str {
     match profile {
         Profile::Mastodon => "Text can't be blank",
         Profile::GoToSocial => "no status content, content warning, media, or poll provided",
@@ -275,6 +275,19 @@ pub fn prepare(ctx: &Ctx<'_>) -> Prepared {
             _ => shapes::refused(profile, &message),
         });
     }
+    let media = if media_ids.is_empty() {
+        Vec::new()
+    } else {
+        match crate::media::check_ids(ctx, &media_ids, None) {
+            Ok(media) => media,
+            Err(message) => {
+                return Answer(match profile {
+                    Profile::Mastodon => http::error(422, &message),
+                    _ => shapes::refused(profile, &message),
+                })
+            }
+        }
+    };
 
     // Mitra has no content warning: it is dropped.
     let spoiler = match profile {
@@ -368,6 +381,7 @@ pub fn prepare(ctx: &Ctx<'_>) -> Prepared {
         language,
         in_reply_to,
         media_ids,
+        media,
         poll,
         local_only: (profile == Profile::GoToSocial)
             .then(|| boolean(p, "local_only").unwrap_or(false)),
