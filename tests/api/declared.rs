@@ -137,3 +137,99 @@ async fn an_id_cannot_name_another_route() {
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert_eq!(answer.code(), "invalid_request");
 }
+
+#[tokio::test]
+async fn followers_are_paged_by_the_servers_cursors_in_every_format() {
+    let app = app().await;
+    let me = mastodon_standin::ACCOUNT_ID;
+    for name in ["ann", "ben", "cat"] {
+        let id = app.standin.seed_account(name);
+        app.standin.seed_follow(&id, me);
+    }
+    for format in FORMATS {
+        let first = app
+            .call(format, "getFollowers", json!({"id": me, "limit": 2}))
+            .await;
+        assert_eq!(first.status, 200, "{format:?}: {}", first.body);
+        let first = first.value();
+        let mut seen: Vec<String> = items(&first)
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(seen.len(), 2, "{format:?}: {first}");
+        // The cursor is the follow's id, which only the Link header gives.
+        let cursor = first["next"]["max_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{format:?}: a next cursor in {first}"))
+            .to_owned();
+        assert!(!seen.contains(&cursor), "{format:?}: not an account id");
+        let second = app
+            .call(
+                format,
+                "getFollowers",
+                json!({"id": me, "limit": 2, "max_id": cursor}),
+            )
+            .await
+            .value();
+        seen.extend(
+            items(&second)
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_owned()),
+        );
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 3, "{format:?}: every follower once: {second}");
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_write_message_gets_its_first_result_without_a_second_call() {
+    let app = app().await;
+    let alice = app.standin.seed_account("alice");
+    let status = app.standin.seed_status(&alice, "like me");
+    for (n, format) in FORMATS.into_iter().enumerate() {
+        let activity = format!("esb-fav-{n}");
+        for _ in 0..2 {
+            let answer = app
+                .call_with(
+                    format,
+                    "favouriteStatus",
+                    json!({"id": status}),
+                    &[("activityid", &activity)],
+                )
+                .await;
+            assert_eq!(answer.status, 200, "{format:?}: {}", answer.body);
+            let v = answer.value();
+            assert!(
+                v["favourited"] == true || v["favourited"] == "true",
+                "{format:?}: {v}"
+            );
+        }
+        assert_eq!(
+            app.standin.hits("POST /api/v1/statuses/:id/favourite"),
+            n + 1,
+            "{format:?}: one call per message"
+        );
+    }
+}
+
+#[tokio::test]
+async fn notifications_are_filtered_by_type_in_every_format() {
+    let app = app().await;
+    let bob = app.standin.seed_account("bob");
+    let status = app.standin.seed_status(&bob, "hello @sidecar");
+    app.standin.seed_follow(&bob, mastodon_standin::ACCOUNT_ID);
+    for format in FORMATS {
+        let answer = app
+            .call(format, "listNotifications", json!({"types": ["mention"]}))
+            .await;
+        assert_eq!(answer.status, 200, "{format:?}: {}", answer.body);
+        let page = answer.value();
+        let found = items(&page);
+        assert!(!found.is_empty(), "{format:?}: {page}");
+        for n in &found {
+            assert_eq!(n["type"], "mention", "{format:?}: {n}");
+            assert_eq!(n["status"]["id"], status.as_str(), "{format:?}: {n}");
+        }
+    }
+}
