@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::{ConnectionSettings, Settings};
 use crate::error::{Error, ErrorKind, Result};
-use crate::mastodon::address::is_public;
+use crate::mastodon::address::not_public_because;
 use crate::mastodon::resilience::Breakers;
 use crate::mastodon::{format_unix, InstanceInfo, MastodonClient};
 use crate::metrics::Metrics;
@@ -757,21 +757,22 @@ async fn check_inline_instance(settings: &Settings, url: &url::Url) -> Result<()
         let addresses: Vec<IpAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
             Some(url::Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
-            _ => tokio::net::lookup_host((host.as_str(), port))
+            _ => crate::mastodon::address::lookup(&host, port)
                 .await
                 .map_err(|_| {
                     Error::new(
                         ErrorKind::UpstreamUnavailable,
                         format!("cannot resolve {host}"),
                     )
-                })?
-                .map(|a| a.ip())
-                .collect(),
+                })?,
         };
-        if let Some(ip) = addresses.iter().find(|ip| !is_public(ip)) {
-            return Err(Error::forbidden(format!(
-                "instance {host} resolves to {ip}, a loopback, private or link-local address (security.allow_private_addresses is off)"
-            )));
+        // Every address must be public: the client would connect to whichever answers first.
+        for ip in &addresses {
+            if let Some(why) = not_public_because(ip) {
+                return Err(Error::forbidden(format!(
+                    "instance {host} resolves to {ip}, not a public address ({why}); loopback, private, link-local and special-purpose addresses are refused (security.allow_private_addresses is off)"
+                )));
+            }
         }
     }
     Ok(())

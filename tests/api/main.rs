@@ -1,5 +1,6 @@
 //! One integration-test binary (fast links): the real HTTP server on port 0 beside a Mastodon stand-in.
 
+mod addresses;
 mod architecture;
 mod cli;
 mod credentials;
