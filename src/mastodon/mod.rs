@@ -7,6 +7,7 @@
 pub mod address;
 pub mod capabilities;
 mod client;
+pub mod redact;
 pub mod form;
 mod instance;
 pub mod resilience;

@@ -157,7 +157,9 @@ pub async fn exchange_code(
             .await?
             .filter(|old| old.instance == conn.instance_url())
             .filter(|old| old.access_token.expose_secret() != record.access_token.expose_secret())
+            .inspect(|old| core.known_secrets.add(&old.access_token))
     };
+    core.known_secrets.add(&record.access_token);
     core.store
         .put_token(&conn.name, TokenKind::User, &record)
         .await?;
@@ -231,6 +233,7 @@ async fn client_credentials(
         Err(e) => return Err(e),
     };
     let record = token_record(conn, &answer, Some(scope))?;
+    core.known_secrets.add(&record.access_token);
     core.store
         .put_token(&conn.name, TokenKind::App, &record)
         .await?;
