@@ -639,8 +639,9 @@ impl MastodonClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let secrets =
-            self.secrets(token).with_fields(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let secrets = self
+            .secrets(token)
+            .with_fields(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let request = self.build(endpoint, request)?;
         self.send(endpoint, request, &secrets).await
     }
@@ -975,28 +976,30 @@ impl MastodonClient {
             return Ok(Value::Null);
         }
         let parsed: std::result::Result<Value, _> = serde_json::from_slice(body);
-        parsed.map(|mut value| {
-            secrets.scrub_value(&mut value, endpoint.obtains());
-            value
-        }).map_err(|_| {
-            tracing::warn!(
-                endpoint = endpoint.label,
-                status = status.as_u16(),
-                "the server answered with a body that is not JSON"
-            );
-            let mut e = Error::new(
-                ErrorKind::UpstreamUnavailable,
-                format!(
-                    "{} answered {} with a body that is not JSON; is the instance URL right?",
-                    self.host(),
-                    endpoint.label
-                ),
-            )
-            .with_upstream(status.as_u16(), None);
-            // It answered success, but what it did cannot be read.
-            e.in_doubt = !endpoint.idempotent;
-            e
-        })
+        parsed
+            .map(|mut value| {
+                secrets.scrub_value(&mut value, endpoint.obtains());
+                value
+            })
+            .map_err(|_| {
+                tracing::warn!(
+                    endpoint = endpoint.label,
+                    status = status.as_u16(),
+                    "the server answered with a body that is not JSON"
+                );
+                let mut e = Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!(
+                        "{} answered {} with a body that is not JSON; is the instance URL right?",
+                        self.host(),
+                        endpoint.label
+                    ),
+                )
+                .with_upstream(status.as_u16(), None);
+                // It answered success, but what it did cannot be read.
+                e.in_doubt = !endpoint.idempotent;
+                e
+            })
     }
 
     fn window(&self, endpoint: Endpoint) -> Window {

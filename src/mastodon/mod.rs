@@ -7,9 +7,9 @@
 pub mod address;
 pub mod capabilities;
 mod client;
-pub mod redact;
 pub mod form;
 mod instance;
+pub mod redact;
 pub mod resilience;
 
 pub use capabilities::{Capabilities, CapabilityOverrides, LengthRule, Software};

@@ -20,7 +20,7 @@
 //! app the base64 of `client_id:client_secret` (HTTP Basic).
 
 use std::cmp::Reverse;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use base64::Engine;
@@ -41,10 +41,14 @@ pub const SECRET_FIELDS: [&str; 7] = [
     "password",
 ];
 
-/// At most this many secrets are remembered; past it the oldest go first. Tokens of a long-running
-/// process accumulate (inline connections may be redefined with new tokens); a bound keeps the
-/// registry from growing without end, and the oldest are the least likely to be live.
+/// At most this many lasting secrets are remembered; past it the oldest go first. Tokens of a
+/// long-running process accumulate (inline connections may be redefined with new tokens); a bound
+/// keeps the registry from growing without end, and the oldest are the least likely to be live.
 const MAX_KNOWN: usize = 4096;
+/// At most this many passing secrets (authorization codes, PKCE verifiers) are remembered. They are
+/// kept apart because a caller chooses codes: a flood of made-up ones must push out only codes,
+/// never a token or a pinned secret.
+const MAX_PASSING: usize = 256;
 
 /// The forms in which an echo may carry `secret`.
 fn variants(secret: &str) -> Vec<String> {
@@ -87,29 +91,74 @@ fn lower_hex(encoded: &str) -> String {
     out
 }
 
-#[derive(Default)]
-struct Registry {
-    /// The secrets as given, oldest first (for the bound).
-    order: Vec<String>,
+/// One bounded set of secrets, oldest first.
+struct Shelf {
+    bound: usize,
+    order: VecDeque<String>,
     seen: HashSet<String>,
-    /// Every variant of every secret, longest first: what scrubbing walks. Built when first asked
-    /// for after a change, so that many additions in a row cost one sort.
+}
+
+impl Shelf {
+    fn new(bound: usize) -> Shelf {
+        Shelf {
+            bound,
+            order: VecDeque::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// False when it was there already.
+    fn add(&mut self, secret: &str) -> bool {
+        if !self.seen.insert(secret.to_owned()) {
+            return false;
+        }
+        self.order.push_back(secret.to_owned());
+        if self.order.len() > self.bound {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        true
+    }
+}
+
+struct Registry {
+    lasting: Shelf,
+    passing: Shelf,
+    /// Every variant of every secret of both shelves, longest first: what scrubbing walks. Built
+    /// when first asked for after a change, so that many additions in a row cost one sort, and a
+    /// request only clones an `Arc`.
     variants: Option<Arc<Vec<String>>>,
 }
 
-/// Every long-lived secret the sidecar knows, shared by every connection's client. `Debug` says how
-/// many, never which.
-#[derive(Default)]
+/// Every secret the sidecar knows, shared by every connection's client: the lasting ones and the
+/// recent passing ones. `Debug` says how many, never which.
 pub struct KnownSecrets(RwLock<Registry>);
+
+impl Default for KnownSecrets {
+    fn default() -> Self {
+        KnownSecrets(RwLock::new(Registry {
+            lasting: Shelf::new(MAX_KNOWN),
+            passing: Shelf::new(MAX_PASSING),
+            variants: None,
+        }))
+    }
+}
 
 impl std::fmt::Debug for KnownSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self.0.read().map(|r| r.order.len()).unwrap_or(0);
-        write!(f, "KnownSecrets({count} secrets)")
+        let r = self.0.read().unwrap_or_else(|p| p.into_inner());
+        write!(
+            f,
+            "KnownSecrets({} secrets, {} passing)",
+            r.lasting.order.len(),
+            r.passing.order.len()
+        )
     }
 }
 
 impl KnownSecrets {
+    /// A lasting secret: a client secret, a token, a pinned value.
     pub fn add(&self, secret: &SecretString) {
         self.add_str(secret.expose_secret());
     }
@@ -122,25 +171,36 @@ impl KnownSecrets {
     }
 
     pub fn add_str(&self, secret: &str) {
+        self.put(secret, false);
+    }
+
+    /// A single-use secret (an authorization code, a PKCE verifier): remembered among the last
+    /// [`MAX_PASSING`], so that an echo of it in a later answer is scrubbed too.
+    pub fn add_passing(&self, secret: &str) {
+        self.put(secret, true);
+    }
+
+    fn put(&self, secret: &str, passing: bool) {
         if secret.is_empty() {
             return;
         }
-        {
-            let registry = self.0.read().unwrap_or_else(|p| p.into_inner());
-            if registry.seen.contains(secret) {
-                return;
-            }
-        }
-        let mut registry = self.0.write().unwrap_or_else(|p| p.into_inner());
-        if !registry.seen.insert(secret.to_owned()) {
+        let known =
+            |r: &Registry| r.lasting.seen.contains(secret) || r.passing.seen.contains(secret);
+        if known(&self.0.read().unwrap_or_else(|p| p.into_inner())) {
             return;
         }
-        registry.order.push(secret.to_owned());
-        if registry.order.len() > MAX_KNOWN {
-            let oldest = registry.order.remove(0);
-            registry.seen.remove(&oldest);
+        let mut registry = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if known(&registry) {
+            return;
         }
-        registry.variants = None;
+        let shelf = if passing {
+            &mut registry.passing
+        } else {
+            &mut registry.lasting
+        };
+        if shelf.add(secret) {
+            registry.variants = None;
+        }
     }
 
     fn snapshot(&self) -> Arc<Vec<String>> {
@@ -149,8 +209,14 @@ impl KnownSecrets {
         }
         let mut registry = self.0.write().unwrap_or_else(|p| p.into_inner());
         let registry = &mut *registry;
+        let (lasting, passing) = (&registry.lasting, &registry.passing);
         let built = registry.variants.get_or_insert_with(|| {
-            let mut all: Vec<String> = registry.order.iter().flat_map(|s| variants(s)).collect();
+            let mut all: Vec<String> = lasting
+                .order
+                .iter()
+                .chain(passing.order.iter())
+                .flat_map(|s| variants(s))
+                .collect();
             all.sort_unstable();
             all.dedup();
             // Longest first, so that a secret containing another is replaced whole.
@@ -290,8 +356,14 @@ mod tests {
             format!("Basic {basic}"),
         ] {
             let out = secrets.scrub(&format!("got <{echo}> ok"));
-            assert!(out.contains(REDACTED) && out.contains("ok"), "{echo}: {out}");
-            assert!(!out.contains("s3cr") && !out.contains(&basic), "{echo}: {out}");
+            assert!(
+                out.contains(REDACTED) && out.contains("ok"),
+                "{echo}: {out}"
+            );
+            assert!(
+                !out.contains("s3cr") && !out.contains(&basic),
+                "{echo}: {out}"
+            );
         }
     }
 
@@ -334,12 +406,29 @@ mod tests {
             known.add_str(&format!("secret-number-{i:05}"));
         }
         let debug = format!("{known:?}");
-        assert_eq!(debug, format!("KnownSecrets({MAX_KNOWN} secrets)"));
+        assert_eq!(
+            debug,
+            format!("KnownSecrets({MAX_KNOWN} secrets, 0 passing)")
+        );
         let secrets = Secrets::new(&known, None);
         assert_eq!(secrets.scrub("secret-number-00000"), "secret-number-00000");
         assert_eq!(
             secrets.scrub(&format!("secret-number-{:05}", MAX_KNOWN + 9)),
             REDACTED
         );
+    }
+
+    #[test]
+    fn a_flood_of_passing_secrets_pushes_out_no_lasting_one() {
+        let known = KnownSecrets::default();
+        known.add_str("the-lasting-token");
+        for i in 0..MAX_PASSING * 3 {
+            known.add_passing(&format!("made-up-code-{i:05}"));
+        }
+        let secrets = Secrets::new(&known, None);
+        assert_eq!(secrets.scrub("the-lasting-token"), REDACTED);
+        let last = format!("made-up-code-{:05}", MAX_PASSING * 3 - 1);
+        assert_eq!(secrets.scrub(&last), REDACTED);
+        assert_eq!(secrets.scrub("made-up-code-00000"), "made-up-code-00000");
     }
 }

@@ -310,7 +310,10 @@ impl Core {
             .app(&conn.name)
             .await?
             .filter(|app| app.instance == conn.instance_url())
-            .inspect(|app| self.known_secrets.add_app(&app.client_id, &app.client_secret))
+            .inspect(|app| {
+                self.known_secrets
+                    .add_app(&app.client_id, &app.client_secret)
+            })
             .map(|app| AppCredentials {
                 client_id: app.client_id,
                 client_secret: app.client_secret,
@@ -737,7 +740,10 @@ fn known_pinned_secrets(settings: &Settings, known: &KnownSecrets) {
     for conn in settings.connections.values() {
         known_connection_secrets(conn, known);
     }
-    for secret in [&settings.store.key, &settings.store.url].into_iter().flatten() {
+    for secret in [&settings.store.key, &settings.store.url]
+        .into_iter()
+        .flatten()
+    {
         known.add(secret);
     }
     if let Some(password) = settings

@@ -121,6 +121,11 @@ pub async fn exchange_code(
             .unwrap_or_else(|| conn.settings.redirect_uri.clone()),
     };
     let verifier = pending.as_ref().and_then(|p| p.code_verifier.clone());
+    // Single-use, but a server may repeat them in a later answer.
+    core.known_secrets.add_passing(code.expose_secret());
+    if let Some(verifier) = &verifier {
+        core.known_secrets.add_passing(verifier.expose_secret());
+    }
     let mut form: Vec<(&str, &str)> = vec![
         ("grant_type", "authorization_code"),
         ("code", code.expose_secret()),

@@ -5,6 +5,7 @@ mod architecture;
 mod cli;
 mod credentials;
 mod documents;
+mod echo;
 mod errors;
 mod exactly_once;
 mod faults;
