@@ -28,7 +28,8 @@
 //! Every attempt is measured under its route template, never the concrete URL. Bodies are read with a
 //! cap, because an inline connection may point at a server nobody vetted. What the server said in a
 //! refusal is kept (its JSON `error` and `error_description`, or a bounded excerpt of a text or HTML
-//! page), with every secret the request carried replaced by `[redacted]` before it goes anywhere.
+//! page), with every secret the request carried, and every secret the process knows, replaced by
+//! `[redacted]` before it goes anywhere; a 2xx answer's strings are scrubbed alike (see `redact.rs`).
 
 use std::cell::Cell;
 use std::collections::HashMap;
