@@ -153,7 +153,8 @@ pub struct SecuritySettings {
     pub allowed_instances: Vec<String>,
     /// May an inline instance be plain http?
     pub allow_insecure_instances: bool,
-    /// May an inline instance resolve to loopback, private or link-local addresses?
+    /// May an inline instance resolve to loopback, private, link-local or other special-purpose
+    /// addresses (`mastodon::address::SPECIAL`)?
     pub allow_private_addresses: bool,
     /// May a non-loopback listener run without API keys?
     pub allow_unauthenticated: bool,

@@ -28,10 +28,10 @@
 //! Every attempt is measured under its route template, never the concrete URL. Bodies are read with a
 //! cap, because an inline connection may point at a server nobody vetted. What the server said in a
 //! refusal is kept (its JSON `error` and `error_description`, or a bounded excerpt of a text or HTML
-//! page), with every secret the request carried replaced by `[redacted]` before it goes anywhere.
+//! page), with every secret the request carried, and every secret the process knows, replaced by
+//! `[redacted]` before it goes anywhere; a 2xx answer's strings are scrubbed alike (see `redact.rs`).
 
 use std::cell::Cell;
-use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
@@ -45,6 +45,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::address::PublicOnlyResolver;
+use super::redact::{KnownSecrets, Secrets};
 use super::resilience::{backoff, Before, Breaker, Window};
 use crate::config::{ConnectionSettings, OnRateLimit};
 use crate::error::{mentions_bad_token, Error, ErrorKind, Result};
@@ -65,18 +66,6 @@ const EXCERPT_CHARS: usize = 300;
 /// The longest JSON `error`/`error_description` text that is kept, in characters.
 const JSON_TEXT_CHARS: usize = 500;
 
-/// Form or JSON fields whose values are secrets: scrubbed from whatever the server says back.
-const SECRET_FIELDS: [&str; 7] = [
-    "client_secret",
-    "code",
-    "code_verifier",
-    "token",
-    "access_token",
-    "refresh_token",
-    "password",
-];
-const REDACTED: &str = "[redacted]";
-
 /// A route: the method and the path template used as the metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -95,6 +84,17 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The top-level fields of a 2xx answer that are the secrets this route exists to obtain: kept
+    /// as they are (the operation stores them and leaves them out of what callers see), while every
+    /// other string of an answer is scrubbed of known secrets.
+    pub fn obtains(self) -> &'static [&'static str] {
+        match self.label {
+            "POST /api/v1/apps" => &["client_secret"],
+            "POST /oauth/token" => &["access_token", "refresh_token"],
+            _ => &[],
+        }
+    }
+
     /// A write whose caller resolves a lost answer itself (postStatus, through its ledger): a
     /// reused connection closed before any answer is not repeated here either, because a server
     /// that created the status and then dropped the connection looks the same as one that had closed
@@ -348,6 +348,8 @@ pub struct MastodonClient {
     windows: Arc<Mutex<HashMap<&'static str, Window>>>,
     breaker: Arc<Breaker>,
     metrics: Metrics,
+    /// Every secret of the process, scrubbed from what this server says (see `redact.rs`).
+    known: Arc<KnownSecrets>,
 }
 
 /// Whether, and how often, a failed attempt may be sent again (see the module documentation).
@@ -366,55 +368,6 @@ struct Failed {
     reason: &'static str,
     error: Error,
     repeat: Repeat,
-}
-
-/// The secrets a request carries, to be scrubbed from anything the server says back.
-#[derive(Default)]
-struct Secrets(Vec<String>);
-
-impl Secrets {
-    fn new(token: Option<&SecretString>) -> Secrets {
-        let mut secrets = Secrets::default();
-        if let Some(token) = token {
-            secrets.add(token.expose_secret());
-        }
-        secrets
-    }
-
-    /// Adds the values of the fields named in [`SECRET_FIELDS`].
-    fn with_fields<'a>(mut self, fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Secrets {
-        for (name, value) in fields {
-            if SECRET_FIELDS.contains(&name) {
-                self.add(value);
-            }
-        }
-        self
-    }
-
-    fn add(&mut self, value: &str) {
-        if value.is_empty() {
-            return;
-        }
-        // A server may echo the value as it was sent in a form, percent-encoded.
-        let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-        for v in [value.to_owned(), encoded] {
-            if !self.0.contains(&v) {
-                self.0.push(v);
-            }
-        }
-        // Longest first, so that a secret containing another is replaced whole.
-        self.0.sort_by_key(|v| Reverse(v.len()));
-    }
-
-    fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for secret in &self.0 {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
-        }
-        out
-    }
 }
 
 /// An admitted attempt. Unless its outcome is recorded, dropping it frees the breaker's probe slot, so
@@ -552,7 +505,20 @@ impl MastodonClient {
             windows: Arc::default(),
             breaker,
             metrics,
+            known: Arc::default(),
         })
+    }
+
+    /// Scrubs the secrets of `known` (shared by the connections of a process) from every answer,
+    /// besides the secrets each request carries.
+    pub fn with_known_secrets(mut self, known: Arc<KnownSecrets>) -> Self {
+        self.known = known;
+        self
+    }
+
+    /// What an answer to a request carrying `token` is scrubbed of.
+    fn secrets(&self, token: Option<&SecretString>) -> Secrets {
+        Secrets::new(&self.known, token)
     }
 
     pub fn base(&self) -> &Url {
@@ -624,7 +590,7 @@ impl MastodonClient {
     /// GET an endpoint that may not exist on this server: `Ok(None)` on 404 (and 410).
     pub async fn get_optional(&self, endpoint: Endpoint) -> Result<Option<Value>> {
         let request = self.build(endpoint, self.http.get(self.endpoint_url(endpoint)))?;
-        match self.send(endpoint, request, &Secrets::default()).await {
+        match self.send(endpoint, request, &self.secrets(None)).await {
             Ok(answer) => Ok(Some(answer.value)),
             Err(e) => match &e.upstream {
                 Some(up) if up.status == 404 || up.status == 410 => Ok(None),
@@ -639,7 +605,7 @@ impl MastodonClient {
             request = request.header(AUTHORIZATION, bearer(token));
         }
         let request = self.build(endpoint, request)?;
-        self.send(endpoint, request, &Secrets::new(token))
+        self.send(endpoint, request, &self.secrets(token))
             .await
             .map(|a| a.value)
     }
@@ -665,7 +631,7 @@ impl MastodonClient {
             request = request.header(AUTHORIZATION, bearer(token));
         }
         let request = self.build(endpoint, request)?;
-        self.send(endpoint, request, &Secrets::new(token))
+        self.send(endpoint, request, &self.secrets(token))
             .await
             .map(|a| a.value)
     }
@@ -680,7 +646,7 @@ impl MastodonClient {
             .post(self.endpoint_url(endpoint))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body);
-        let secrets = Secrets::default().with_fields(form.iter().copied());
+        let secrets = self.secrets(None).with_fields(form.iter().copied());
         let request = self.build(endpoint, request)?;
         self.send(endpoint, request, &secrets)
             .await
@@ -710,8 +676,9 @@ impl MastodonClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let secrets =
-            Secrets::new(token).with_fields(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let secrets = self
+            .secrets(token)
+            .with_fields(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let request = self.build(endpoint, request)?;
         self.send(endpoint, request, &secrets)
             .await
@@ -738,7 +705,7 @@ impl MastodonClient {
             .into_iter()
             .flatten()
             .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
-        let secrets = Secrets::new(token).with_fields(fields);
+        let secrets = self.secrets(token).with_fields(fields);
         let request = self.build(endpoint, request)?;
         self.send(endpoint, request, &secrets)
             .await
@@ -769,7 +736,7 @@ impl MastodonClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut secrets = Secrets::new(token);
+        let mut secrets = self.secrets(token);
         match body {
             Body::Empty => {}
             Body::Form(pairs) => {
@@ -1024,11 +991,13 @@ impl MastodonClient {
             let link = headers
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            return Attempt::Done(self.success(endpoint, status, &body).map(|value| Answer {
-                status: status.as_u16(),
-                value,
-                link,
+                .map(|v| secrets.scrub(v));
+            return Attempt::Done(self.success(endpoint, status, &body, secrets).map(|value| {
+                Answer {
+                    status: status.as_u16(),
+                    value,
+                    link,
+                }
             }));
         }
         let content_type = headers
@@ -1090,30 +1059,43 @@ impl MastodonClient {
         Attempt::Done(Err(error))
     }
 
-    /// A 2xx: its JSON, or `Null` when empty (Takahē's revocation answers an empty 200).
-    fn success(&self, endpoint: Endpoint, status: StatusCode, body: &[u8]) -> Result<Value> {
+    /// A 2xx: its JSON, scrubbed of secrets but for the ones the route obtains, or `Null` when
+    /// empty (Takahē's revocation answers an empty 200).
+    fn success(
+        &self,
+        endpoint: Endpoint,
+        status: StatusCode,
+        body: &[u8],
+        secrets: &Secrets,
+    ) -> Result<Value> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(body).map_err(|_| {
-            tracing::warn!(
-                endpoint = endpoint.label,
-                status = status.as_u16(),
-                "the server answered with a body that is not JSON"
-            );
-            let mut e = Error::new(
-                ErrorKind::UpstreamUnavailable,
-                format!(
-                    "{} answered {} with a body that is not JSON; is the instance URL right?",
-                    self.host(),
-                    endpoint.label
-                ),
-            )
-            .with_upstream(status.as_u16(), None);
-            // It answered success, but what it did cannot be read.
-            e.in_doubt = !endpoint.idempotent;
-            e
-        })
+        let parsed: std::result::Result<Value, _> = serde_json::from_slice(body);
+        parsed
+            .map(|mut value| {
+                secrets.scrub_value(&mut value, endpoint.obtains());
+                value
+            })
+            .map_err(|_| {
+                tracing::warn!(
+                    endpoint = endpoint.label,
+                    status = status.as_u16(),
+                    "the server answered with a body that is not JSON"
+                );
+                let mut e = Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!(
+                        "{} answered {} with a body that is not JSON; is the instance URL right?",
+                        self.host(),
+                        endpoint.label
+                    ),
+                )
+                .with_upstream(status.as_u16(), None);
+                // It answered success, but what it did cannot be read.
+                e.in_doubt = !endpoint.idempotent;
+                e
+            })
     }
 
     fn window(&self, endpoint: Endpoint) -> Window {
@@ -1735,7 +1717,7 @@ mod tests {
             ("token", "tok-abc123"),
             ("redirect_uri", "urn:ietf:wg:oauth:2.0:oob"),
         ];
-        let secrets = Secrets::new(Some(&token)).with_fields(form);
+        let secrets = Secrets::new(&KnownSecrets::default(), Some(&token)).with_fields(form);
         let echoed = "Bearer tok-abc123 code=the-code secret s3cr3t/+= (sent as s3cr3t%2F%2B%3D) \
                       verifier-xyz hunter2 refresh-1 access-1 for public-id";
         let scrubbed = secrets.scrub(echoed);

@@ -10,6 +10,7 @@ mod client;
 pub mod form;
 mod instance;
 pub mod multipart;
+pub mod redact;
 pub mod resilience;
 
 pub use capabilities::{Capabilities, CapabilityOverrides, LengthRule, Software};

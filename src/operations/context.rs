@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::config::{ConnectionSettings, Settings};
 use crate::error::{Error, ErrorKind, Result};
-use crate::mastodon::address::is_public;
+use crate::mastodon::address::not_public_because;
+use crate::mastodon::redact::KnownSecrets;
 use crate::mastodon::resilience::Breakers;
 use crate::mastodon::{format_unix, InstanceInfo, MastodonClient};
 use crate::metrics::Metrics;
@@ -99,15 +100,22 @@ pub struct Core {
     breakers: Breakers,
     /// This process, as the owner of the ledger claims it makes (random per start).
     owner: String,
+    /// Every long-lived secret known here, scrubbed from whatever any server says (`redact.rs`):
+    /// what configuration pins, what inline connections bring, what is obtained or read from the
+    /// store. Filled where secrets enter; shared by every connection's client.
+    pub known_secrets: Arc<KnownSecrets>,
 }
 
 impl Core {
     pub fn new(settings: Arc<Settings>, store: Arc<dyn Store>, metrics: Metrics) -> Result<Core> {
         let breakers = Breakers::default();
+        let known_secrets = Arc::new(KnownSecrets::default());
+        known_pinned_secrets(&settings, &known_secrets);
         let mut connections = HashMap::new();
         for (name, conn) in &settings.connections {
             let breaker = breakers.for_instance(&instance_key(&conn.instance), &metrics);
-            let client = MastodonClient::new(name, conn, metrics.clone(), breaker, false)?;
+            let client = MastodonClient::new(name, conn, metrics.clone(), breaker, false)?
+                .with_known_secrets(Arc::clone(&known_secrets));
             connections.insert(
                 name.clone(),
                 Arc::new(Connection {
@@ -129,6 +137,7 @@ impl Core {
             connections: RwLock::new(connections),
             breakers,
             owner: uuid::Uuid::new_v4().to_string(),
+            known_secrets,
         })
     }
 
@@ -201,8 +210,10 @@ impl Core {
         // The addresses actually connected to are checked too, not only the ones seen above:
         // a name may resolve differently a moment later.
         let public_only = !self.settings.security.allow_private_addresses;
+        known_connection_secrets(&settings, &self.known_secrets);
         let client =
-            MastodonClient::new(name, &settings, self.metrics.clone(), breaker, public_only)?;
+            MastodonClient::new(name, &settings, self.metrics.clone(), breaker, public_only)?
+                .with_known_secrets(Arc::clone(&self.known_secrets));
         let connection = Arc::new(Connection {
             name: name.to_owned(),
             settings,
@@ -299,6 +310,10 @@ impl Core {
             .app(&conn.name)
             .await?
             .filter(|app| app.instance == conn.instance_url())
+            .inspect(|app| {
+                self.known_secrets
+                    .add_app(&app.client_id, &app.client_secret)
+            })
             .map(|app| AppCredentials {
                 client_id: app.client_id,
                 client_secret: app.client_secret,
@@ -321,6 +336,7 @@ impl Core {
             .token(&conn.name, kind)
             .await?
             .filter(|t| t.instance == conn.instance_url())
+            .inspect(|t| self.known_secrets.add(&t.access_token))
             .map(|t| t.access_token))
     }
 
@@ -362,6 +378,7 @@ impl Core {
                 .token(&conn.name, TokenKind::User)
                 .await?
                 .filter(|t| t.instance == conn.instance_url())
+                .inspect(|t| self.known_secrets.add(&t.access_token))
         };
         match record {
             Some(t) => match t.revoked_at {
@@ -718,6 +735,44 @@ impl Core {
     }
 }
 
+/// The secrets configuration pins: every connection's, the store's key and URL, the API key digests.
+fn known_pinned_secrets(settings: &Settings, known: &KnownSecrets) {
+    for conn in settings.connections.values() {
+        known_connection_secrets(conn, known);
+    }
+    for secret in [&settings.store.key, &settings.store.url]
+        .into_iter()
+        .flatten()
+    {
+        known.add(secret);
+    }
+    if let Some(password) = settings
+        .store
+        .url
+        .as_ref()
+        .and_then(|u| url::Url::parse(u.expose_secret()).ok())
+        .and_then(|u| u.password().map(str::to_owned))
+    {
+        known.add_str(&password);
+    }
+    for key in &settings.security.api_keys {
+        known.add_str(key.sha256.trim());
+    }
+}
+
+/// A connection's pinned client secret (with its id) and user token.
+fn known_connection_secrets(conn: &ConnectionSettings, known: &KnownSecrets) {
+    if let Some(secret) = &conn.client_secret {
+        match &conn.client_id {
+            Some(id) => known.add_app(id, secret),
+            None => known.add(secret),
+        }
+    }
+    if let Some(token) = &conn.access_token {
+        known.add(token);
+    }
+}
+
 /// The key of an instance's circuit breaker: scheme, host and port.
 fn instance_key(url: &url::Url) -> String {
     url.origin().ascii_serialization()
@@ -757,21 +812,22 @@ async fn check_inline_instance(settings: &Settings, url: &url::Url) -> Result<()
         let addresses: Vec<IpAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
             Some(url::Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
-            _ => tokio::net::lookup_host((host.as_str(), port))
+            _ => crate::mastodon::address::lookup(&host, port)
                 .await
                 .map_err(|_| {
                     Error::new(
                         ErrorKind::UpstreamUnavailable,
                         format!("cannot resolve {host}"),
                     )
-                })?
-                .map(|a| a.ip())
-                .collect(),
+                })?,
         };
-        if let Some(ip) = addresses.iter().find(|ip| !is_public(ip)) {
-            return Err(Error::forbidden(format!(
-                "instance {host} resolves to {ip}, a loopback, private or link-local address (security.allow_private_addresses is off)"
-            )));
+        // Every address must be public: the client would connect to whichever answers first.
+        for ip in &addresses {
+            if let Some(why) = not_public_because(ip) {
+                return Err(Error::forbidden(format!(
+                    "instance {host} resolves to {ip}, not a public address ({why}); loopback, private, link-local and special-purpose addresses are refused (security.allow_private_addresses is off)"
+                )));
+            }
         }
     }
     Ok(())

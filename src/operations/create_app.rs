@@ -192,6 +192,8 @@ async fn register(
         entity: entity.clone(),
         created_at: unix_now(),
     };
+    core.known_secrets
+        .add_app(&record.client_id, &record.client_secret);
     core.store.put_app(&conn.name, &record).await?;
     tracing::info!(connection = %conn.name, "app registered and stored");
     Ok((entity, client_secret))

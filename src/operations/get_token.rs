@@ -124,6 +124,11 @@ pub async fn exchange_code(
             .unwrap_or_else(|| conn.settings.redirect_uri.clone()),
     };
     let verifier = pending.as_ref().and_then(|p| p.code_verifier.clone());
+    // Single-use, but a server may repeat them in a later answer.
+    core.known_secrets.add_passing(code.expose_secret());
+    if let Some(verifier) = &verifier {
+        core.known_secrets.add_passing(verifier.expose_secret());
+    }
     let mut form: Vec<(&str, &str)> = vec![
         ("grant_type", "authorization_code"),
         ("code", code.expose_secret()),
@@ -160,7 +165,9 @@ pub async fn exchange_code(
             .await?
             .filter(|old| old.instance == conn.instance_url())
             .filter(|old| old.access_token.expose_secret() != record.access_token.expose_secret())
+            .inspect(|old| core.known_secrets.add(&old.access_token))
     };
+    core.known_secrets.add(&record.access_token);
     core.store
         .put_token(&conn.name, TokenKind::User, &record)
         .await?;
@@ -234,6 +241,7 @@ async fn client_credentials(
         Err(e) => return Err(e),
     };
     let record = token_record(conn, &answer, Some(scope))?;
+    core.known_secrets.add(&record.access_token);
     core.store
         .put_token(&conn.name, TokenKind::App, &record)
         .await?;

@@ -1,10 +1,12 @@
 //! One integration-test binary (fast links): the real HTTP server on port 0 beside a Mastodon stand-in.
 
+mod addresses;
 mod architecture;
 mod cli;
 mod credentials;
 mod declared;
 mod documents;
+mod echo;
 mod errors;
 mod exactly_once;
 mod faults;

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use crate::profiles::Profile;
-use crate::state::{normalize_route, Fault, Recorded, Route, Shared, Token};
+use crate::state::{normalize_route, Echo, Fault, Recorded, Route, Shared, Token};
 use crate::statuses::{self, Prepared};
 use crate::{
     api, apps, faults, feeds, limits, media, nodeinfo, oauth, params, shapes, social, time,
@@ -124,6 +124,9 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, data: web::Data<Shared>) ->
 
     let after = match shared.take_fault(key) {
         Some(Fault::Fail(status)) => return faults::fault_response(shared, status),
+        Some(Fault::Echo(echo)) if echo != Echo::InAnswer => {
+            return faults::echo_response(echo, &faults::echo_text(shared, &req, &body))
+        }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
             None
@@ -247,6 +250,9 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, data: web::Data<Shared>) ->
             return resp;
         }
         Some(Fault::CreateThenFail(status)) => return faults::fault_response(shared, status),
+        Some(Fault::Echo(Echo::InAnswer)) => {
+            resp = faults::echo_in_answer(resp, &faults::echo_text(shared, &req, &body)).await;
+        }
         _ => {}
     }
     if let Some(rate) = rate {

@@ -61,7 +61,7 @@ use state::{lock, Fault, Shared};
 
 pub use entities::{ACCOUNT_ID, DISPLAY_NAME, USERNAME};
 pub use profiles::Profile;
-pub use state::ROUTES;
+pub use state::{Echo, ROUTES};
 pub use world::SeedStatus;
 
 /// How the stand-in presents itself. [`Options::for_profile`] gives each server's settings;
@@ -267,6 +267,17 @@ impl StandIn {
         );
     }
 
+    /// Every token that works now (user and app tokens, seeded or issued).
+    pub fn tokens(&self) -> Vec<String> {
+        self.shared
+            .tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Every token stops working, as when the user revokes the app's access.
     pub fn revoke_all_tokens(&self) {
         self.shared
@@ -282,6 +293,18 @@ impl StandIn {
     /// [`StandIn::delay_next`]'s.
     pub fn fail_next(&self, route: &str, status: u16, count: usize) {
         self.shared.add_fault(route, Fault::Fail(status), count);
+    }
+
+    /// The next `count` requests to `route` are repeated back whole (method, path, query, every
+    /// header, the body), as an error in the shape `echo` says or inside the real answer.
+    pub fn echo_next(&self, route: &str, echo: Echo, count: usize) {
+        self.shared.add_fault(route, Fault::Echo(echo), count);
+    }
+
+    /// Every echo from now on also repeats `text`: what a hostile server learned from other
+    /// requests (another connection's token, say). Empty: the request only.
+    pub fn echo_also(&self, text: &str) {
+        *lock(&self.shared.echo_also) = text.to_owned();
     }
 
     /// The next `count` requests to `route` wait `delay` and are then handled normally.

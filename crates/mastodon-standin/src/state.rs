@@ -75,6 +75,22 @@ pub enum Fault {
     CreateThenFail(u16),
     /// Check the request, wait, then create the post even when the client has gone.
     StallThenCreate(Duration),
+    /// Repeat the whole request back (see [`Echo`]).
+    Echo(Echo),
+}
+
+/// How an echoing server repeats a request (method, path, query, every header, the body) back:
+/// what a debugging proxy or a hostile server does, to show nothing it is sent leaks further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// This status, with `{"error": echo, "error_description": echo}`.
+    Json(u16),
+    /// This status, with the echo as `text/plain`.
+    Text(u16),
+    /// This status, with an HTML page holding the echo (HTML-escaped).
+    Html(u16),
+    /// Handled normally; a JSON object answer gains an `"echo"` field.
+    InAnswer,
 }
 
 /// A created status as answered (from the stand-in account's point of view: `favourited`,
@@ -149,6 +165,8 @@ pub struct Shared {
     other_last: Mutex<HashMap<String, Arc<Recorded>>>,
     faults_pending: AtomicUsize,
     faults: Mutex<HashMap<String, VecDeque<(Fault, usize)>>>,
+    /// What an echo repeats besides the request: what a hostile server learned elsewhere.
+    pub echo_also: Mutex<String>,
     pub tokens: RwLock<HashMap<String, Arc<Token>>>,
     /// Every registered app, as answered (with its secret).
     pub apps: Mutex<Vec<Value>>,
@@ -211,6 +229,7 @@ impl Shared {
             other_last: Mutex::default(),
             faults_pending: AtomicUsize::new(0),
             faults: Mutex::default(),
+            echo_also: Mutex::default(),
             tokens: RwLock::default(),
             apps: Mutex::default(),
             apps_by_client: RwLock::default(),
