@@ -25,6 +25,7 @@ pub struct Metrics {
     upstream_requests_total: IntCounterVec,
     upstream_duration: HistogramVec,
     ratelimit_remaining: IntGaugeVec,
+    ratelimit_limit: IntGaugeVec,
     token_valid: IntGaugeVec,
     upstream_retries_total: IntCounterVec,
     circuit_open: IntGaugeVec,
@@ -76,6 +77,13 @@ impl Metrics {
             ),
             &["connection"],
         )?;
+        let ratelimit_limit = IntGaugeVec::new(
+            Opts::new(
+                "mastodon_sidecar_ratelimit_limit",
+                "X-RateLimit-Limit from Mastodon's last answer, per connection: the size of the window that ratelimit_remaining counts down.",
+            ),
+            &["connection"],
+        )?;
         let token_valid = IntGaugeVec::new(
             Opts::new(
                 "mastodon_sidecar_token_valid",
@@ -93,9 +101,11 @@ impl Metrics {
         let circuit_open = IntGaugeVec::new(
             Opts::new(
                 "mastodon_sidecar_circuit_open",
-                "1 while the circuit breaker of an instance is open or probing, else 0.",
+                "1 while the circuit breaker of an upstream server is open or probing, else 0.",
             ),
-            &["instance"],
+            // Not `instance`: Prometheus sets that label on every scraped series (the target), so a
+            // metric's own `instance` would arrive renamed to `exported_instance`.
+            &["upstream"],
         )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
@@ -113,6 +123,7 @@ impl Metrics {
         registry.register(Box::new(upstream_requests_total.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
         registry.register(Box::new(ratelimit_remaining.clone()))?;
+        registry.register(Box::new(ratelimit_limit.clone()))?;
         registry.register(Box::new(token_valid.clone()))?;
         registry.register(Box::new(upstream_retries_total.clone()))?;
         registry.register(Box::new(circuit_open.clone()))?;
@@ -129,6 +140,7 @@ impl Metrics {
             upstream_requests_total,
             upstream_duration,
             ratelimit_remaining,
+            ratelimit_limit,
             token_valid,
             upstream_retries_total,
             circuit_open,
@@ -159,6 +171,10 @@ impl Metrics {
         self.ratelimit_remaining.with_label_values(&[connection])
     }
 
+    pub fn ratelimit_limit(&self, connection: &str) -> IntGauge {
+        self.ratelimit_limit.with_label_values(&[connection])
+    }
+
     pub fn token_valid(&self, connection: &str, valid: bool) {
         self.token_valid
             .with_label_values(&[connection])
@@ -171,9 +187,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn circuit_open(&self, instance: &str, open: bool) {
+    /// `upstream` is the server's base URL (the configured instance), one series per breaker.
+    pub fn circuit_open(&self, upstream: &str, open: bool) {
         self.circuit_open
-            .with_label_values(&[instance])
+            .with_label_values(&[upstream])
             .set(i64::from(open));
     }
 
@@ -182,5 +199,97 @@ impl Metrics {
         let mut buffer = Vec::with_capacity(8 * 1024);
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family with one sample, so that the exposition shows all of them (a vector with no
+    /// child is not rendered at all).
+    fn populated() -> Metrics {
+        let m = Metrics::new().unwrap();
+        m.observe_operation("postStatus", "json", "ok", 0.02);
+        m.observe_upstream("POST /api/v1/statuses", Some(200), 0.01);
+        m.ratelimit_remaining("main").set(299);
+        m.ratelimit_limit("main").set(300);
+        m.token_valid("main", true);
+        m.upstream_retry("POST /api/v1/statuses", "timeout");
+        m.circuit_open("https://mastodon.example", false);
+        m
+    }
+
+    /// The series names Prometheus stores (a histogram is its `_bucket`, `_sum` and `_count`).
+    fn series_names(m: &Metrics) -> Vec<String> {
+        let mut names = Vec::new();
+        for family in m.registry.gather() {
+            let name = family.name().to_owned();
+            if family.get_field_type() == prometheus::proto::MetricType::HISTOGRAM {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.push(format!("{name}{suffix}"));
+                }
+            } else {
+                names.push(name);
+            }
+        }
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn no_metric_has_a_label_prometheus_sets_on_the_target() {
+        // `instance` and `job` come from the scrape; a metric's own would arrive as exported_*.
+        let m = populated();
+        for family in m.registry.gather() {
+            for metric in family.get_metric() {
+                for label in metric.get_label() {
+                    assert!(
+                        !matches!(label.name(), "instance" | "job"),
+                        "{} has the label {}",
+                        family.name(),
+                        label.name()
+                    );
+                }
+            }
+        }
+        let text = m.render().unwrap();
+        assert!(
+            text.contains(
+                r#"mastodon_sidecar_circuit_open{upstream="https://mastodon.example"} 0"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_window_is_exported_beside_what_remains_of_it() {
+        let text = populated().render().unwrap();
+        assert!(text.contains(r#"mastodon_sidecar_ratelimit_limit{connection="main"} 300"#));
+        assert!(text.contains(r#"mastodon_sidecar_ratelimit_remaining{connection="main"} 299"#));
+    }
+
+    /// deploy/metric-names.txt is what the dashboard and alert checks (deploy/check-observability)
+    /// hold every PromQL expression against: it must be exactly what the sidecar exports.
+    #[test]
+    fn the_deploy_list_of_metric_names_is_what_the_sidecar_exports() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/metric-names.txt");
+        let listed: Vec<String> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            // The process collector exists on Linux only.
+            .filter(|l| cfg!(target_os = "linux") || !l.starts_with("process_"))
+            .map(str::to_owned)
+            .collect();
+        let exported = series_names(&populated());
+        println!("{} series names exported", exported.len());
+        assert_eq!(
+            listed,
+            exported,
+            "update {path} to (sorted, one a line):\n{}",
+            exported.join("\n")
+        );
     }
 }

@@ -1112,6 +1112,9 @@ impl MastodonClient {
                 .ratelimit_remaining(&self.connection)
                 .set(remaining);
         }
+        if let Some(limit) = rate.limit {
+            self.metrics.ratelimit_limit(&self.connection).set(limit);
+        }
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         windows.insert(
             endpoint.bucket,

@@ -133,10 +133,13 @@ async fn an_exhausted_limit_fails_fast_without_calling_mastodon() {
             .await;
         assert_eq!(ok.status, 200, "{}", ok.body);
     }
-    assert!(app
-        .metrics()
-        .await
-        .contains("mastodon_sidecar_ratelimit_remaining{connection=\"main\"} 0"));
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("mastodon_sidecar_ratelimit_remaining{connection=\"main\"} 0"));
+    // The window's size, from X-RateLimit-Limit, so that alerts and dashboards can show a fraction.
+    assert!(
+        metrics.contains("mastodon_sidecar_ratelimit_limit{connection=\"main\"} 3"),
+        "{metrics}"
+    );
     let hits = app.standin.hits(POST);
     let limited = app
         .call(
@@ -191,7 +194,7 @@ async fn the_circuit_breaker_opens_after_repeated_failures_and_fails_fast() {
     assert!(app
         .metrics()
         .await
-        .contains("mastodon_sidecar_circuit_open{instance="));
+        .contains("mastodon_sidecar_circuit_open{upstream="));
 }
 
 #[tokio::test]
