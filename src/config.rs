@@ -161,6 +161,11 @@ pub struct SecuritySettings {
     /// Callers' keys, each with the connections and operations it may use. None: callers need no
     /// key (a loopback listener only, unless `allow_unauthenticated`). See `security.rs`.
     pub api_keys: Vec<crate::security::ApiKeySettings>,
+    /// What `callApi` may reach when callers need no key (and from the CLI): `METHOD /api/path`
+    /// patterns (`security/routes.rs`). None, the default: callApi is off. With API keys, each
+    /// key's own `call_api` decides instead.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub call_api_routes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

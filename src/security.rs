@@ -12,6 +12,7 @@
 //! into an error detail, a log line or `Debug` output; a key is named by its configured `name`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,6 +22,10 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind};
 use crate::operations::{Core, Operation};
+
+pub mod routes;
+
+pub use routes::Routes;
 
 /// In `connections` and `operations`: every one.
 pub const WILDCARD: &str = "*";
@@ -49,6 +54,10 @@ pub struct ApiKeySettings {
     /// Operation names (`postStatus`, ...), or `"*"`.
     #[serde(default)]
     pub operations: Vec<String>,
+    /// What `callApi` may reach with this key: `METHOD /api/path` patterns (`security/routes.rs`);
+    /// none, the default, keeps callApi off for it.
+    #[serde(default)]
+    pub call_api: Vec<String>,
 }
 
 impl fmt::Debug for ApiKeySettings {
@@ -59,6 +68,7 @@ impl fmt::Debug for ApiKeySettings {
             .field("sha256", &"[digest]")
             .field("connections", &self.connections)
             .field("operations", &self.operations)
+            .field("call_api", &self.call_api)
             .finish()
     }
 }
@@ -154,6 +164,36 @@ pub fn check_api_keys(settings: &Settings) -> Vec<(String, String)> {
                 ));
             }
         }
+        if let Err(messages) = Routes::parse(&key.call_api) {
+            for m in messages {
+                problems.push((path("call_api"), m));
+            }
+        }
+        let lists_call_api = key
+            .operations
+            .iter()
+            .any(|o| o == Operation::CallApi.name());
+        if lists_call_api && key.call_api.is_empty() {
+            problems.push((
+                path("call_api"),
+                "is empty while operations lists callApi: name the routes it may reach (\"GET /api/v1/trends/**\")".to_owned(),
+            ));
+        }
+        if !key.call_api.is_empty()
+            && !lists_call_api
+            && !key.operations.iter().any(|o| o == WILDCARD)
+        {
+            problems.push((
+                path("call_api"),
+                "names routes, but operations does not list callApi: add it, or drop call_api"
+                    .to_owned(),
+            ));
+        }
+    }
+    if let Err(messages) = Routes::parse(&settings.security.call_api_routes) {
+        for m in messages {
+            problems.push(("security.call_api_routes".to_owned(), m));
+        }
     }
     problems
 }
@@ -180,6 +220,7 @@ pub struct ApiKey {
     digest: [u8; 32],
     connections: Scope<String>,
     operations: Scope<Operation>,
+    call_api: Arc<Routes>,
 }
 
 impl fmt::Debug for ApiKey {
@@ -188,6 +229,7 @@ impl fmt::Debug for ApiKey {
             .field("name", &self.name)
             .field("connections", &self.connections)
             .field("operations", &self.operations)
+            .field("call_api", &self.call_api)
             .finish_non_exhaustive()
     }
 }
@@ -238,6 +280,8 @@ impl ApiKey {
 #[derive(Debug, Default)]
 pub struct Keys {
     keys: Vec<ApiKey>,
+    /// `security.call_api_routes`: what callApi reaches when callers need no key.
+    call_api: Arc<Routes>,
 }
 
 impl Keys {
@@ -278,10 +322,23 @@ impl Keys {
                     digest,
                     connections,
                     operations,
+                    call_api: Arc::new(Routes::parse(&key.call_api).unwrap_or_default()),
                 })
             })
             .collect();
-        Ok(Keys { keys })
+        let call_api =
+            Arc::new(Routes::parse(&settings.security.call_api_routes).unwrap_or_default());
+        Ok(Keys { keys, call_api })
+    }
+
+    /// What callApi may reach for a call `key` authenticated (`None`: callers need no key): the
+    /// key's own routes, or `security.call_api_routes` when no keys are configured.
+    pub fn call_api_routes(&self, key: Option<&ApiKey>) -> Arc<Routes> {
+        match key {
+            Some(key) => key.call_api.clone(),
+            None if self.required() => Arc::new(Routes::default()),
+            None => self.call_api.clone(),
+        }
     }
 
     /// Whether callers must present a key.
@@ -386,6 +443,7 @@ mod tests {
             sha256: digest_hex(secret),
             connections: connections.iter().map(|s| s.to_string()).collect(),
             operations: operations.iter().map(|s| s.to_string()).collect(),
+            call_api: Vec::new(),
         }
     }
 

@@ -101,6 +101,9 @@ async fn run(
             let cx = CallContext {
                 correlation_id: correlation_id.clone(),
                 operation: call.operation,
+                call_api: state
+                    .keys
+                    .call_api_routes(caller.as_ref().ok().copied().flatten()),
             };
             // Bounded, not queued: past the bound a caller learns at once and can retry elsewhere.
             let result = match state.in_flight.try_acquire() {

@@ -9,6 +9,7 @@
 
 mod api;
 mod authorize_url;
+mod call_api;
 pub mod callback;
 mod context;
 mod create_app;
@@ -309,6 +310,9 @@ operations! {
 
     /// Describes the instance: version, limits, configuration
     GetInstance = "getInstance" { params: ConnectionOnly, run: rest::run, route: GET "/api/v2/instance", returns: One(E::Instance), scopes: "", writes: No, }
+
+    /// Calls any route under /api/ the caller's key allows (off by default): the rest of the API
+    CallApi = "callApi" { params: call_api::CallApiParams, run: call_api::call_api, returns: One(E::Any), scopes: "", writes: Creates, }
 }
 
 impl Operation {
@@ -380,6 +384,8 @@ pub struct CallContext {
     pub correlation_id: String,
     /// The operation being run (the generic runner reads its route from it).
     pub operation: Operation,
+    /// What `callApi` may reach for this caller (`security/routes.rs`); empty: callApi is off.
+    pub call_api: std::sync::Arc<crate::security::Routes>,
 }
 
 /// Runs `operation` with `params`, the decoded body (a JSON object, or null for an empty body).

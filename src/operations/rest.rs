@@ -103,7 +103,7 @@ impl Request {
     }
 
     /// What the request asks, hashed: a key reused for another request is refused.
-    fn fingerprint(&self) -> String {
+    pub(super) fn fingerprint(&self) -> String {
         let mut hash = Sha256::new();
         hash.update(self.endpoint.label.as_bytes());
         hash.update([0]);
@@ -252,7 +252,12 @@ pub fn cursors(link: &str) -> Vec<(&'static str, Map<String, Value>)> {
 
 /// The ledger key of a write: a deterministic function of the connection, the operation, the
 /// caller's correlation id and what is asked, so a repeated message finds its first result.
-fn derived_key(connection: &str, op: Operation, correlation_id: &str, request: &Request) -> String {
+pub(super) fn derived_key(
+    connection: &str,
+    op: Operation,
+    correlation_id: &str,
+    request: &Request,
+) -> String {
     let mut hash = Sha256::new();
     for part in [
         connection,

@@ -50,6 +50,7 @@ async fn keyed_app() -> TestApp {
             sha256: "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8".into(),
             connections: vec!["*".into()],
             operations: vec!["*".into()],
+            call_api: Vec::new(),
         }];
     })
     .await

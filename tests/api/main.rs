@@ -2,6 +2,7 @@
 
 mod addresses;
 mod architecture;
+mod call_api;
 mod cli;
 mod credentials;
 mod declared;

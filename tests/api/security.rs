@@ -31,6 +31,7 @@ fn api_key(name: &str, key: &str, connections: &[&str], operations: &[&str]) -> 
         sha256: sha256_hex(key),
         connections: connections.iter().map(|s| s.to_string()).collect(),
         operations: operations.iter().map(|s| s.to_string()).collect(),
+        call_api: Vec::new(),
     }
 }
 
