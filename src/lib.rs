@@ -13,6 +13,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod generate;
 mod http;
 pub mod mastodon;
 pub mod metrics;

@@ -56,6 +56,15 @@ enum Command {
     /// `security.api_keys[].sha256` (the key itself never goes into the configuration).
     HashKey,
     /// GET a URL and exit 0 when it answers 200: an exec probe for images without a shell.
+    /// Write the files generated from the operation declarations: `mi-connector` (the WSO2 MI
+    /// connector folder, `mediation/mastodon-connector`). Needs no configuration.
+    Generate {
+        /// What to generate: mi-connector.
+        what: String,
+        /// The folder to write into (created when missing; generated files are overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     Probe {
         /// e.g. http://127.0.0.1:8080/readyz
         url: String,
@@ -93,10 +102,36 @@ fn main() -> ExitCode {
         }),
         Command::Probe { url, insecure } => probe(&url, insecure),
         Command::HashKey => hash_key(),
+        Command::Generate { what, out } => generate(&what, &out),
     }
 }
 
 /// `hash-key`: one key from standard input (trimmed) → its lowercase hex SHA-256 on standard output.
+fn generate(what: &str, out: &std::path::Path) -> ExitCode {
+    let files = match what {
+        "mi-connector" => mastodon_sidecar::generate::mi::files(),
+        other => {
+            eprintln!(
+                "mastodon-sidecar: cannot generate {other:?}; what can be generated: mi-connector"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match mastodon_sidecar::generate::write(out, &files) {
+        Ok(()) => {
+            println!("wrote {} files under {}", files.len(), out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "mastodon-sidecar: cannot write under {}: {e}",
+                out.display()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn hash_key() -> ExitCode {
     use std::io::BufRead;
     let mut line = String::new();

@@ -13,6 +13,7 @@ mod exactly_once;
 mod faults;
 mod fixtures;
 mod flow;
+mod generated;
 mod helpers;
 mod hostile;
 mod load;
