@@ -5,6 +5,7 @@
 //! nothing in `operations/` knows these formats: adding a format touches this module only. The HTTP
 //! layer hands in the headers it read and gets back a [`Reply`]; this module does not know actix-web.
 
+pub mod entities;
 pub mod html;
 pub mod json;
 pub mod negotiate;
@@ -13,7 +14,7 @@ pub mod soap;
 pub mod wsdl;
 pub mod xml;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::{Error, ErrorKind};
 use crate::operations::Operation;
@@ -235,20 +236,25 @@ pub fn success(format: Format, operation: Operation, result: &Value) -> Reply {
         Format::Json => ("application/json", json::render(result)),
         Format::Xml => {
             let name = format!("{}Response", operation.name());
-            let mut out = String::with_capacity(2048);
+            let mut content = String::with_capacity(2048);
+            xml::write_typed_children(
+                &mut content,
+                result,
+                entities::result_shape(operation.returns()),
+            );
+            let mut out = String::with_capacity(content.len() + 2 * name.len() + 48);
             out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-            xml::write_element(&mut out, &name, result);
-            if !matches!(result, Value::Object(_)) || result.as_object().is_some_and(Map::is_empty)
-            {
+            if content.is_empty() {
                 // An empty result still answers a well-formed document with the expected root.
-                out.truncate(r#"<?xml version="1.0" encoding="UTF-8"?>"#.len());
                 out.push_str(&format!("<{name}/>"));
+            } else {
+                out.push_str(&format!("<{name}>{content}</{name}>"));
             }
             ("application/xml", out.into_bytes())
         }
         Format::Soap(version) => (
             version.content_type(),
-            soap::response(version, operation.name(), result).into_bytes(),
+            soap::response(version, operation, result).into_bytes(),
         ),
     };
     Reply {
@@ -293,7 +299,9 @@ pub fn failure(
         Format::Xml => {
             let mut out = String::with_capacity(512);
             out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-            xml::write_element(&mut out, "error", &fields);
+            out.push_str("<error>");
+            xml::write_typed_children(&mut out, &fields, &entities::ERROR);
+            out.push_str("</error>");
             (error.http_status(), "application/xml", out.into_bytes())
         }
         Format::Soap(version) => {

@@ -3,13 +3,17 @@
 //! ([`ErrorKind::ALL`]), so it cannot drift from what the sidecar accepts and answers.
 //!
 //! One `POST /v1/operations/{name}` per operation: its parameters as a JSON object (the same schema,
-//! named after the operation, describes the plain-XML body), Mastodon's entity as the result, and the
-//! problem+json body for every error status. Nothing here knows HTTP: the caller passes the server URL.
+//! named after the operation, describes the plain-XML body), its result (`{name}Response`: the entity,
+//! page or list of [`super::entities`], a component per entity, fields that may be absent or null
+//! `nullable`), and the problem+json body for every error status. In XML a result's fields come in the
+//! declared order, lists as repeated elements, and an entity's undeclared fields inside `<extra>`.
+//! Nothing here knows HTTP: the caller passes the server URL.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::entities;
 use crate::error::ErrorKind;
 use crate::operations::{Operation, Param, ParamKind};
 
@@ -23,15 +27,24 @@ pub fn document(server: &str) -> Value {
         let mut request = object_schema(op.parameters());
         request["xml"] = json!({"name": name});
         schemas.insert(format!("{name}Request"), request);
+        let result = entities::result_shape(op.returns());
         schemas.insert(
             format!("{name}Response"),
             json!({
                 "type": "object",
-                "description": "The result: Mastodon's entity as Mastodon returned it (secrets left out)",
-                "additionalProperties": true,
+                "description": format!("The result: {}", result.description),
+                "allOf": [{"$ref": format!("#/components/schemas/{}", result.name)}],
                 "xml": {"name": format!("{name}Response")},
             }),
         );
+    }
+    // The entities, declared once in `entities` (the WSDL's types are made from the same).
+    // (`Problem` below is the errors' schema, with the codes listed.)
+    for (name, schema) in entities::openapi_components(Operation::ALL.iter().map(|op| op.returns()))
+    {
+        if name != entities::ERROR.name {
+            schemas.entry(name).or_insert(schema);
+        }
     }
     schemas.insert("Problem".into(), problem_schema());
     paths.insert(

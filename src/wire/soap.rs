@@ -3,11 +3,18 @@
 //! The operation is the local name of the first child of `Body`; its namespace is not checked. Header
 //! blocks are ignored unless they demand to be understood (`mustUnderstand`), which no header here is:
 //! such a request gets a `MustUnderstand` fault, as the SOAP specifications require.
+//!
+//! A result is the element `{operation}Response` in `urn:mastodon-sidecar:v1`, its fields unqualified
+//! and in the order the WSDL's types declare ([`super::entities`]). A fault's `detail` (1.1) or
+//! `Detail` (1.2) holds one element, `tns:error`, whose unqualified children are the error fields of
+//! every format (the plain-XML `<error>` body's): the fault every operation of the WSDL declares.
 
 use serde_json::Value;
 
+use super::entities;
 use super::xml::{self, Element};
 use crate::error::{Error, ErrorKind, Result};
+use crate::operations::Operation;
 
 pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -126,15 +133,19 @@ fn close_envelope(out: &mut String, version: SoapVersion) {
     out.push_str(&format!("</{p}:Body></{p}:Envelope>"));
 }
 
-/// `<m:{operation}Response xmlns:m="urn:mastodon-sidecar:v1">` holding the result, in an envelope.
-pub fn response(version: SoapVersion, operation: &str, result: &Value) -> String {
+/// `<m:{operation}Response xmlns:m="urn:mastodon-sidecar:v1">` holding the result as the WSDL types
+/// it (fields in declared order, unqualified), in an envelope.
+pub fn response(version: SoapVersion, operation: Operation, result: &Value) -> String {
     let mut out = String::with_capacity(2048);
+    let name = operation.name();
     open_envelope(&mut out, version);
-    out.push_str(&format!(
-        r#"<m:{operation}Response xmlns:m="{SIDECAR_NS}">"#
-    ));
-    xml::write_children(&mut out, result);
-    out.push_str(&format!("</m:{operation}Response>"));
+    out.push_str(&format!(r#"<m:{name}Response xmlns:m="{SIDECAR_NS}">"#));
+    xml::write_typed_children(
+        &mut out,
+        result,
+        entities::result_shape(operation.returns()),
+    );
+    out.push_str(&format!("</m:{name}Response>"));
     close_envelope(&mut out, version);
     out
 }
@@ -147,8 +158,10 @@ pub fn fault(version: SoapVersion, error: &Error, fields: &Value) -> (u16, Strin
     open_envelope(&mut out, version);
     let mut detail = String::new();
     xml::escape_into(&mut detail, &error.detail);
-    let mut fields_xml = String::new();
-    xml::write_children(&mut fields_xml, fields);
+    // One element the WSDL declares as every operation's fault (`tns:error`), holding the fields.
+    let mut fields_xml = format!(r#"<m:error xmlns:m="{SIDECAR_NS}">"#);
+    xml::write_typed_children(&mut fields_xml, fields, &entities::ERROR);
+    fields_xml.push_str("</m:error>");
     let status = match version {
         SoapVersion::V11 => {
             let code = error
@@ -249,7 +262,7 @@ mod tests {
         let e = Error::new(ErrorKind::RateLimited, "slow down");
         let (status, xml) = fault(SoapVersion::V11, &e, &fields);
         assert_eq!(status, 500);
-        assert!(xml.contains("<faultcode>soapenv:Server</faultcode><faultstring>slow down</faultstring><detail><code>rate_limited</code></detail>"), "{xml}");
+        assert!(xml.contains("<faultcode>soapenv:Server</faultcode><faultstring>slow down</faultstring><detail><m:error xmlns:m=\"urn:mastodon-sidecar:v1\"><code>rate_limited</code></m:error></detail>"), "{xml}");
         let e = Error::invalid("bad");
         let (status, xml) = fault(SoapVersion::V12, &e, &fields);
         assert_eq!(status, 400);

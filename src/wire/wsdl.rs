@@ -3,17 +3,21 @@
 //!
 //! Document/literal: one request element per operation, named as the operation, in
 //! `urn:mastodon-sidecar:v1`, its parameters as unqualified children (the sidecar reads them by local
-//! name, whatever the namespace); one response element `{operation}Response` whose children are
-//! Mastodon's entity as Mastodon returned it, hence `xs:any`. One port type, a SOAP 1.1 and a SOAP 1.2
+//! name, whatever the namespace); one response element `{operation}Response` typed by the result's
+//! entity (`tns:Status`, `tns:StatusPage`, ...), a complexType per entity of [`super::entities`]: a
+//! sequence of unqualified, typed elements in the order the encoder writes them, lists as repeated
+//! elements, optional fields `minOccurs="0"`, and for Mastodon's entities a trailing optional
+//! `extra` (free content) for the fields the server adds. One port type, a SOAP 1.1 and a SOAP 1.2
 //! binding (`soapAction="urn:{operation}"`), and a service whose two ports point at the URL the WSDL was
 //! fetched from. Nothing here knows HTTP: the caller passes that URL in.
 //!
-//! Faults: the SOAP fault's `detail` holds the error fields directly (`<code>`, `<detail>`, ...), not
-//! wrapped in one element, so they cannot be bound as a document/literal `wsdl:fault`; the schema
-//! still declares them as the element `error` (the plain-XML error body) for tools and readers.
+//! Faults: every operation declares the fault `error`, whose detail is the element `tns:error` (the
+//! error fields as unqualified children, the same as the plain-XML error body): what `soap::fault`
+//! puts in the SOAP 1.1 `detail` and the SOAP 1.2 `Detail`.
 
 use std::fmt::Write as _;
 
+use super::entities::{self, Shape, Type};
 use super::soap::{SIDECAR_NS, SOAP11_NS, SOAP12_NS};
 use super::xml::escape_into;
 use crate::operations::{Operation, Param, ParamKind};
@@ -29,6 +33,9 @@ const SERVICE: &str = "MastodonSidecar";
 const PORT_TYPE: &str = "MastodonSidecarPortType";
 const BINDING_11: &str = "MastodonSidecarSoap11Binding";
 const BINDING_12: &str = "MastodonSidecarSoap12Binding";
+/// The fault every operation declares, and its message (one part: the element `tns:error`).
+const FAULT: &str = "error";
+const FAULT_MESSAGE: &str = "Fault";
 
 /// The WSDL, with both ports at `endpoint` (the absolute URL of `/soap`).
 pub fn document(endpoint: &str) -> String {
@@ -59,24 +66,85 @@ fn documentation(out: &mut String, prefix: &str, text: &str) {
 }
 
 fn types(out: &mut String) {
+    // The schema declares its own prefixes, so that it can be read (and validated against) alone.
     let _ = write!(
         out,
-        r#"<wsdl:types><xs:schema targetNamespace="{SIDECAR_NS}" elementFormDefault="unqualified">"#
+        r#"<wsdl:types><xs:schema targetNamespace="{SIDECAR_NS}" elementFormDefault="unqualified" xmlns:xs="{XSD_NS}" xmlns:tns="{SIDECAR_NS}">"#
     );
     for op in Operation::ALL {
         let _ = write!(out, r#"<xs:element name="{}">"#, op.name());
         annotation(out, op.summary());
         sequence(out, op.parameters());
         out.push_str("</xs:element>");
-        // What Mastodon answered, element by element: its entities change with its versions.
+        let result = entities::result_shape(op.returns());
         let _ = write!(
             out,
-            r#"<xs:element name="{}Response"><xs:complexType><xs:sequence><xs:any processContents="lax" minOccurs="0" maxOccurs="unbounded"/></xs:sequence></xs:complexType></xs:element>"#,
-            op.name()
+            r#"<xs:element name="{}Response" type="tns:{}"/>"#,
+            op.name(),
+            result.name
         );
     }
-    error_element(out);
+    out.push_str(r#"<xs:element name="error" type="tns:Error">"#);
+    annotation(
+        out,
+        "Every error: the detail of every operation's SOAP fault, and the plain-XML error body",
+    );
+    out.push_str("</xs:element>");
+    for shape in entities::shapes_used(Operation::ALL.iter().map(|op| op.returns())) {
+        complex_type(out, shape);
+    }
     out.push_str("</xs:schema></wsdl:types>");
+}
+
+/// The complexType of `shape`: its fields in declared order (the order `xml::write_typed_children`
+/// writes them), then `extra` for an open one; any content for a shape without declared fields.
+fn complex_type(out: &mut String, shape: &Shape) {
+    if shape.is_free() {
+        let _ = write!(
+            out,
+            r#"<xs:complexType name="{}" mixed="true">"#,
+            shape.name
+        );
+        annotation(out, shape.description);
+        out.push_str(r#"<xs:sequence><xs:any processContents="lax" minOccurs="0" maxOccurs="unbounded"/></xs:sequence></xs:complexType>"#);
+        return;
+    }
+    let _ = write!(out, r#"<xs:complexType name="{}">"#, shape.name);
+    annotation(out, shape.description);
+    out.push_str("<xs:sequence>");
+    for f in shape.fields {
+        let min = if f.required && !f.many { "1" } else { "0" };
+        let max = if f.many { "unbounded" } else { "1" };
+        let ty = match f.ty {
+            Type::Text | Type::Scalar => "xs:string".to_owned(),
+            Type::Integer => "xs:long".to_owned(),
+            Type::Number => "xs:double".to_owned(),
+            Type::Boolean => "xs:boolean".to_owned(),
+            Type::DateTime => "xs:dateTime".to_owned(),
+            Type::Object(inner) => format!("tns:{}", inner.name),
+        };
+        let _ = write!(
+            out,
+            r#"<xs:element name="{}" type="{ty}" minOccurs="{min}" maxOccurs="{max}">"#,
+            f.name
+        );
+        annotation(out, f.description);
+        out.push_str("</xs:element>");
+    }
+    if shape.open {
+        let _ = write!(
+            out,
+            r#"<xs:element name="{}" type="tns:{}" minOccurs="0" maxOccurs="1">"#,
+            entities::EXTRA,
+            entities::ANY.name
+        );
+        annotation(
+            out,
+            "The fields the server sent that are not declared here (and declared ones whose value does not fit the declared type), as they came",
+        );
+        out.push_str("</xs:element>");
+    }
+    out.push_str("</xs:sequence></xs:complexType>");
 }
 
 fn annotation(out: &mut String, text: &str) {
@@ -130,30 +198,6 @@ fn simple_type(kind: ParamKind) -> &'static str {
     }
 }
 
-/// The error fields, in the order every rendering writes them (`wire::error_fields`).
-fn error_element(out: &mut String) {
-    out.push_str(r#"<xs:element name="error">"#);
-    annotation(
-        out,
-        "The fields of every error: the children of a SOAP fault's detail, and the plain-XML error body",
-    );
-    out.push_str(concat!(
-        "<xs:complexType><xs:sequence>",
-        r#"<xs:element name="type" type="xs:string"/>"#,
-        r#"<xs:element name="title" type="xs:string"/>"#,
-        r#"<xs:element name="status" type="xs:int"/>"#,
-        r#"<xs:element name="detail" type="xs:string"/>"#,
-        r#"<xs:element name="code" type="xs:string"/>"#,
-        r#"<xs:element name="operation" type="xs:string" minOccurs="0"/>"#,
-        r#"<xs:element name="correlation_id" type="xs:string"/>"#,
-        r#"<xs:element name="upstream" minOccurs="0"><xs:complexType><xs:sequence>"#,
-        r#"<xs:element name="status" type="xs:int"/>"#,
-        r#"<xs:element name="error" type="xs:string" minOccurs="0"/>"#,
-        "</xs:sequence></xs:complexType></xs:element>",
-        "</xs:sequence></xs:complexType></xs:element>",
-    ));
-}
-
 fn messages(out: &mut String) {
     for op in Operation::ALL {
         let name = op.name();
@@ -162,6 +206,10 @@ fn messages(out: &mut String) {
             r#"<wsdl:message name="{name}Request"><wsdl:part name="parameters" element="tns:{name}"/></wsdl:message><wsdl:message name="{name}Response"><wsdl:part name="parameters" element="tns:{name}Response"/></wsdl:message>"#
         );
     }
+    let _ = write!(
+        out,
+        r#"<wsdl:message name="{FAULT_MESSAGE}"><wsdl:part name="error" element="tns:error"/></wsdl:message>"#
+    );
 }
 
 fn port_type(out: &mut String) {
@@ -172,7 +220,7 @@ fn port_type(out: &mut String) {
         documentation(out, "wsdl", op.summary());
         let _ = write!(
             out,
-            r#"<wsdl:input message="tns:{name}Request"/><wsdl:output message="tns:{name}Response"/></wsdl:operation>"#
+            r#"<wsdl:input message="tns:{name}Request"/><wsdl:output message="tns:{name}Response"/><wsdl:fault name="{FAULT}" message="tns:{FAULT_MESSAGE}"/></wsdl:operation>"#
         );
     }
     out.push_str("</wsdl:portType>");
@@ -192,7 +240,7 @@ fn binding(out: &mut String, binding: &str, prefix: &str, envelope_ns: &str) {
         let name = op.name();
         let _ = write!(
             out,
-            r#"<wsdl:operation name="{name}"><{prefix}:operation soapAction="urn:{name}" style="document"/><wsdl:input><{prefix}:body use="literal"/></wsdl:input><wsdl:output><{prefix}:body use="literal"/></wsdl:output></wsdl:operation>"#
+            r#"<wsdl:operation name="{name}"><{prefix}:operation soapAction="urn:{name}" style="document"/><wsdl:input><{prefix}:body use="literal"/></wsdl:input><wsdl:output><{prefix}:body use="literal"/></wsdl:output><wsdl:fault name="{FAULT}"><{prefix}:fault name="{FAULT}" use="literal"/></wsdl:fault></wsdl:operation>"#
         );
     }
     out.push_str("</wsdl:binding>");

@@ -14,6 +14,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use serde_json::{Map, Value};
 
+use super::entities::{self, Shape};
 use crate::error::{Error, Result};
 
 /// Deeper documents are refused: parameters nest two levels (`poll/options`), envelopes four.
@@ -274,6 +275,64 @@ pub fn write_children(out: &mut String, value: &Value) {
         }
         Value::Null => {}
         scalar => write_text(out, scalar),
+    }
+}
+
+/// Appends `value` as the content of an element of type `shape`: the declared fields in declared
+/// order, then, in one `<extra>` element, the fields `shape` does not declare and the declared ones
+/// whose value does not fit (see [`entities`]). A shape without declared fields (any object) is
+/// written as it came. So what is written is what the WSDL's types declare.
+pub fn write_typed_children(out: &mut String, value: &Value, shape: &'static Shape) {
+    match value {
+        Value::Null => {}
+        _ if shape.is_free() => write_children(out, value),
+        Value::Object(map) => {
+            let (declared, others) = entities::split(shape, map);
+            for (field, value) in declared {
+                write_typed_element(out, field.name, value, field.ty);
+            }
+            if !others.is_empty() {
+                open(out, entities::EXTRA);
+                for (key, value) in &others {
+                    write_element(out, key, value);
+                }
+                close_tag(out, entities::EXTRA);
+            }
+        }
+        // Not an object where one was declared: kept, as the content of `<extra>`.
+        other => {
+            open(out, entities::EXTRA);
+            write_children(out, other);
+            close_tag(out, entities::EXTRA);
+        }
+    }
+}
+
+/// Appends `<name>` of type `ty` holding `value`, one per item of a list (a value [`entities::split`]
+/// found to fit).
+fn write_typed_element(out: &mut String, name: &str, value: &Value, ty: entities::Type) {
+    match (value, ty) {
+        (Value::Null, _) => {}
+        (Value::Array(items), _) => {
+            for item in items {
+                write_typed_element(out, name, item, ty);
+            }
+        }
+        (Value::Object(map), _) if map.is_empty() => {
+            out.push('<');
+            push_name(out, name);
+            out.push_str("/>");
+        }
+        (_, entities::Type::Object(inner)) => {
+            open(out, name);
+            write_typed_children(out, value, inner);
+            close_tag(out, name);
+        }
+        (scalar, _) => {
+            open(out, name);
+            write_text(out, scalar);
+            close_tag(out, name);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use mastodon_sidecar::error::ErrorKind;
 use mastodon_sidecar::operations::{Operation, Param, ParamKind};
 use mastodon_sidecar::security::ApiKeySettings;
+use mastodon_sidecar::wire::entities::{self, Shape, Type};
 use mastodon_sidecar::wire::xml::{self, Element};
 use mastodon_standin::Options;
 use serde_json::Value;
@@ -123,6 +124,48 @@ fn assert_declares(element: &Element, params: &[Param], at: &str) {
     }
 }
 
+/// The named complexType of `shape` declares its fields, in order, typed, with `extra` last for an
+/// open entity; the types it uses are declared too.
+fn assert_type_declares(schema: &Element, shape: &Shape) {
+    let complex = named(schema, XSD_NS, "complexType", shape.name);
+    let sequence = one(complex, XSD_NS, "sequence");
+    if shape.is_free() {
+        let any = one(sequence, XSD_NS, "any");
+        assert_eq!(any.attribute(None, "processContents"), Some("lax"));
+        assert_eq!(complex.attribute(None, "mixed"), Some("true"));
+        return;
+    }
+    let declared: Vec<&Element> = children(sequence, XSD_NS, "element").collect();
+    let mut expected: Vec<&str> = shape.fields.iter().map(|f| f.name).collect();
+    if shape.open {
+        expected.push(entities::EXTRA);
+    }
+    let names: Vec<&str> = declared
+        .iter()
+        .map(|e| e.attribute(None, "name").unwrap())
+        .collect();
+    assert_eq!(names, expected, "{}", shape.name);
+    for (decl, f) in declared.iter().zip(shape.fields) {
+        let at = format!("{}.{}", shape.name, f.name);
+        let min = if f.required && !f.many { "1" } else { "0" };
+        assert_eq!(decl.attribute(None, "minOccurs"), Some(min), "{at}");
+        let max = if f.many { "unbounded" } else { "1" };
+        assert_eq!(decl.attribute(None, "maxOccurs"), Some(max), "{at}");
+        let ty = decl.attribute(None, "type").unwrap();
+        match f.ty {
+            Type::Object(inner) => {
+                assert_eq!(ty, format!("tns:{}", inner.name), "{at}");
+                named(schema, XSD_NS, "complexType", inner.name);
+            }
+            Type::Text | Type::Scalar => assert_eq!(ty, "xs:string", "{at}"),
+            Type::Integer => assert_eq!(ty, "xs:long", "{at}"),
+            Type::Number => assert_eq!(ty, "xs:double", "{at}"),
+            Type::Boolean => assert_eq!(ty, "xs:boolean", "{at}"),
+            Type::DateTime => assert_eq!(ty, "xs:dateTime", "{at}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_wsdl_is_served_for_wsdl_in_any_case_without_a_key() {
     let app = keyed_app().await;
@@ -202,14 +245,15 @@ async fn the_wsdl_describes_every_operation_in_the_types_the_port_type_and_both_
             op.parameters(),
             name,
         );
+        // The result is typed: its entity's complexType, fields in the declared order.
         let response = named(schema, XSD_NS, "element", &format!("{name}Response"));
-        let any = one(
-            one(one(response, XSD_NS, "complexType"), XSD_NS, "sequence"),
-            XSD_NS,
-            "any",
+        let result = entities::result_shape(op.returns());
+        assert_eq!(
+            response.attribute(None, "type"),
+            Some(format!("tns:{}", result.name).as_str()),
+            "{name}"
         );
-        assert_eq!(any.attribute(None, "processContents"), Some("lax"));
-        assert_eq!(any.attribute(None, "maxOccurs"), Some("unbounded"));
+        assert_type_declares(schema, result);
 
         for (message, element) in [
             (format!("{name}Request"), format!("tns:{name}")),
@@ -227,6 +271,14 @@ async fn the_wsdl_describes_every_operation_in_the_types_the_port_type_and_both_
             one(abstract_op, WSDL_NS, "output").attribute(None, "message"),
             Some(format!("tns:{name}Response").as_str())
         );
+        // One declared fault per operation, whose detail is tns:error.
+        let fault = one(abstract_op, WSDL_NS, "fault");
+        assert_eq!(fault.attribute(None, "name"), Some("error"), "{name}");
+        assert_eq!(
+            fault.attribute(None, "message"),
+            Some("tns:Fault"),
+            "{name}"
+        );
         for (binding, ns) in [(soap11, WSDL_SOAP11_NS), (soap12, WSDL_SOAP12_NS)] {
             let bound = named(binding, WSDL_NS, "operation", name);
             let soap_op = one(bound, ns, "operation");
@@ -238,6 +290,11 @@ async fn the_wsdl_describes_every_operation_in_the_types_the_port_type_and_both_
                 let body = one(one(bound, WSDL_NS, direction), ns, "body");
                 assert_eq!(body.attribute(None, "use"), Some("literal"), "{name}");
             }
+            let fault = one(bound, WSDL_NS, "fault");
+            assert_eq!(fault.attribute(None, "name"), Some("error"), "{name}");
+            let soap_fault = one(fault, ns, "fault");
+            assert_eq!(soap_fault.attribute(None, "name"), Some("error"), "{name}");
+            assert_eq!(soap_fault.attribute(None, "use"), Some("literal"), "{name}");
         }
     }
     // Nothing but the operations: no stray or duplicated declarations.
@@ -252,9 +309,16 @@ async fn the_wsdl_describes_every_operation_in_the_types_the_port_type_and_both_
         assert_eq!(children(e, WSDL_NS, "operation").count(), all.len());
     }
 
+    let fault_part = one(named(&root, WSDL_NS, "message", "Fault"), WSDL_NS, "part");
+    assert_eq!(fault_part.attribute(None, "element"), Some("tns:error"));
     let error = named(schema, XSD_NS, "element", "error");
+    assert_eq!(error.attribute(None, "type"), Some("tns:Error"));
     let fields: Vec<&str> = children(
-        one(one(error, XSD_NS, "complexType"), XSD_NS, "sequence"),
+        one(
+            named(schema, XSD_NS, "complexType", "Error"),
+            XSD_NS,
+            "sequence",
+        ),
         XSD_NS,
         "element",
     )
@@ -508,6 +572,21 @@ async fn the_openapi_document_describes_every_operation_its_parameters_and_its_e
         for media in ["application/json", "application/xml"] {
             let ok = resolve(&doc, &responses["200"]["content"][media]["schema"]);
             assert_eq!(ok["type"], "object", "{name} {media}");
+            // Named after the result's entity, whose fields it declares.
+            let result = entities::result_shape(op.returns());
+            let entity = resolve(&doc, &ok["allOf"][0]);
+            assert_eq!(
+                ok["allOf"][0]["$ref"],
+                format!("#/components/schemas/{}", result.name),
+                "{name}"
+            );
+            let declared: Vec<&str> = entity["properties"]
+                .as_object()
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let expected: Vec<&str> = result.fields.iter().map(|f| f.name).collect();
+            assert_eq!(declared, expected, "{name}");
+            assert_eq!(entity["additionalProperties"], result.open, "{name}");
         }
         for kind in ErrorKind::ALL {
             let status = kind.http_status().to_string();

@@ -200,6 +200,28 @@ fn deviations(format: Format, answer: &Answer, expect: &Expect) -> Vec<String> {
                         fail(format!("no <{detail_name}> in the fault: {}", head()));
                         return out;
                     };
+                    // The fields are the children of the one detail entry, `tns:error`.
+                    let entries: Vec<&Element> = detail.children.iter().collect();
+                    let [error] = entries.as_slice() else {
+                        fail(format!(
+                            "<{detail_name}> holds {} entries, not the one <tns:error>: {}",
+                            entries.len(),
+                            head()
+                        ));
+                        return out;
+                    };
+                    if error.local != "error"
+                        || error.namespace.as_deref() != Some("urn:mastodon-sidecar:v1")
+                    {
+                        fail(format!(
+                            "the detail entry is <{}> in {:?}, not tns:error: {}",
+                            error.local,
+                            error.namespace,
+                            head()
+                        ));
+                        return out;
+                    }
+                    let detail = *error;
                     let detail_text = wire::xml::parameters(detail)
                         .ok()
                         .and_then(|v| v["detail"].as_str().map(str::to_owned));

@@ -139,13 +139,16 @@ impl Answer {
                 .expect("a SOAP Body");
             let first = body.children.first().expect("a Body child");
             if first.local == "Fault" {
-                // The fields are in detail (1.1) or Detail (1.2).
-                first
+                // The fields are in the element `error` in detail (1.1) or Detail (1.2).
+                let detail = first
                     .children
                     .iter()
                     .find(|c| c.local == "detail" || c.local == "Detail")
-                    .expect("fault detail")
-                    .clone()
+                    .expect("fault detail");
+                assert_eq!(detail.children.len(), 1, "one detail entry");
+                let error = &detail.children[0];
+                assert_eq!(error.local, "error", "the detail entry is tns:error");
+                error.clone()
             } else {
                 first.clone()
             }

@@ -20,6 +20,7 @@ mod load;
 mod oauth;
 mod persistence;
 mod postgres;
+mod schemas;
 mod secrets;
 mod security;
 mod servers;
