@@ -57,9 +57,10 @@ enum Command {
     HashKey,
     /// GET a URL and exit 0 when it answers 200: an exec probe for images without a shell.
     /// Write the files generated from the operation declarations: `mi-connector` (the WSO2 MI
-    /// connector folder, `mediation/mastodon-connector`). Needs no configuration.
+    /// connector folder, `mediation/mastodon-connector`) or `power-automate` (the Power Automate /
+    /// Logic Apps custom connector, `deploy/power-automate`). Needs no configuration.
     Generate {
-        /// What to generate: mi-connector.
+        /// What to generate: mi-connector or power-automate.
         what: String,
         /// The folder to write into (created when missing; generated files are overwritten).
         #[arg(long)]
@@ -106,13 +107,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// `hash-key`: one key from standard input (trimmed) → its lowercase hex SHA-256 on standard output.
+/// `generate`: the files made from the operation declarations, written under `out`.
 fn generate(what: &str, out: &std::path::Path) -> ExitCode {
     let files = match what {
         "mi-connector" => mastodon_sidecar::generate::mi::files(),
+        "power-automate" => mastodon_sidecar::generate::power_automate::files(),
         other => {
             eprintln!(
-                "mastodon-sidecar: cannot generate {other:?}; what can be generated: mi-connector"
+                "mastodon-sidecar: cannot generate {other:?}; what can be generated: mi-connector, power-automate"
             );
             return ExitCode::from(2);
         }
@@ -132,6 +134,7 @@ fn generate(what: &str, out: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `hash-key`: one key from standard input (trimmed) → its lowercase hex SHA-256 on standard output.
 fn hash_key() -> ExitCode {
     use std::io::BufRead;
     let mut line = String::new();

@@ -1,5 +1,5 @@
 //! The WSO2 MI connector (`mediation/mastodon-connector/`), generated from the declarations: one
-//! Synapse template, uischema form and component entry per operation, the components themselves,
+//! Synapse template, uischema form, output schema and component entry per operation, the components themselves,
 //! `connector.xml`, and `fail.xml`'s one case per error code. Only what is MI's own and no operation's
 //! (the connection form, `init`'s MI settings, the call to the sidecar) is fixed text, in `mi/`.
 //!
@@ -68,8 +68,43 @@ pub fn files() -> Vec<File> {
             format!("uischema/{}.json", op.name()),
             pretty(&uischema(op)),
         ));
+        files.push(File::text(
+            format!("outputschema/{}.json", op.name()),
+            pretty(&output_schema(op)),
+        ));
     }
     files
+}
+
+/// What MI 4.4 keeps in an operation's `responseVariable` (`payload`, the sidecar's answer as the
+/// entity declarations describe it, and `attributes`), the form WSO2's own connectors use: the
+/// designer offers the result's fields from it.
+fn output_schema(op: Operation) -> Value {
+    let mut payload = crate::wire::entities::result_json_schema(op.returns());
+    payload["description"] = json!(format!("What {} answers", op.name()));
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "title": format!("Output Schema for {} Operation", op.name()),
+        "description": format!("Output schema for the {} operation: {}", op.name(), op.summary()),
+        "properties": {
+            "payload": payload,
+            "attributes": {
+                "type": "object",
+                "description": "Metadata about the operation.",
+                "properties": {
+                    "statusCode": {
+                        "type": "integer",
+                        "description": "HTTP status code of the sidecar's answer.",
+                        "minimum": 100,
+                        "maximum": 599,
+                    },
+                },
+            },
+        },
+        "required": ["payload", "attributes"],
+        "additionalProperties": false,
+    })
 }
 
 /// The MI error code of a sidecar code: `rate_limited` → `MASTODON:RATE_LIMITED`.

@@ -1,10 +1,11 @@
 //! Files generated from the operation declarations (`operations!` in `operations/mod.rs`): the WSO2
-//! MI connector (`mi.rs`). A generator answers its files as relative paths and bytes;
+//! MI connector (`mi.rs`) and the Power Automate / Logic Apps custom connector (`power_automate.rs`). A generator answers its files as relative paths and bytes;
 //! `mastodon-sidecar generate` writes them, and `tests/api/generated.rs` holds the committed copies to
 //! what the declarations generate, so adding an operation and forgetting to regenerate fails the build
 //! instead of shipping a connector that lacks it.
 
 pub mod mi;
+pub mod power_automate;
 
 use std::io;
 use std::path::Path;

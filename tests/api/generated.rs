@@ -1,7 +1,8 @@
 //! The committed generated files are exactly what the declarations generate: `mediation/mastodon-connector/`
-//! holds every file `mastodon-sidecar generate mi-connector` writes, byte for byte, and nothing else. A
-//! failure names the files; regenerate with
-//! `cargo run -- generate mi-connector --out mediation/mastodon-connector` (after removing the folder, when
+//! holds every file `mastodon-sidecar generate mi-connector` writes, byte for byte, and nothing else, and
+//! `deploy/power-automate/` every file of `generate power-automate`. A failure names the files;
+//! regenerate with `cargo run -- generate mi-connector --out mediation/mastodon-connector` and
+//! `cargo run -- generate power-automate --out deploy/power-automate` (after removing the folder, when
 //! an operation was removed).
 
 use std::collections::BTreeSet;
@@ -58,6 +59,15 @@ fn the_mi_connector_is_what_the_declarations_generate() {
         "mediation/mastodon-connector",
         "mi-connector",
         &generate::mi::files(),
+    );
+}
+
+#[test]
+fn the_power_automate_package_is_what_the_declarations_generate() {
+    hold(
+        "deploy/power-automate",
+        "power-automate",
+        &generate::power_automate::files(),
     );
 }
 

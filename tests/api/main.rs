@@ -20,6 +20,7 @@ mod load;
 mod oauth;
 mod persistence;
 mod postgres;
+mod power_automate;
 mod schemas;
 mod secrets;
 mod security;
