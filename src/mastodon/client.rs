@@ -481,7 +481,7 @@ impl MastodonClient {
     ) -> Result<Self> {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let config = HttpConfig {
-            connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+            connect_timeout: Duration::from_millis(settings.connect_timeout_ms()),
             timeout,
             public_only,
         };
@@ -497,7 +497,8 @@ impl MastodonClient {
             base,
             connection: name.to_owned(),
             timeout,
-            max_retries: settings.max_retries,
+            // At most 10 (`config::CONNECTION_BOUNDS`).
+            max_retries: u32::try_from(settings.max_retries).unwrap_or(u32::MAX),
             on_rate_limit: settings.on_rate_limit,
             max_rate_limit_wait: Duration::from_secs(settings.max_rate_limit_wait_s),
             max_in_flight: settings.max_in_flight,

@@ -316,6 +316,167 @@ fn check_config_names_the_file_the_key_and_the_problem_in_one_line_and_exits_2()
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// `check-config` and `serve` on one configuration (and environment): their exit codes and
+/// stderr. `serve` is given ten seconds to exit, then killed (by its id), answering `None`.
+async fn check_and_serve(
+    dir: &Path,
+    config: &Path,
+    port: u16,
+    env: &[(&str, String)],
+) -> ((Option<i32>, String), (Option<i32>, String)) {
+    let mut check = sidecar_command();
+    check
+        .arg("--config")
+        .arg(config)
+        .arg("check-config")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        check.env(k, v);
+    }
+    let out = check.output().expect("check-config runs");
+    let checked = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    let mut sidecar = Sidecar::start(dir, config, port, env);
+    let served = match sidecar.wait_exit(Duration::from_secs(10)).await {
+        Some(status) => (status.code(), sidecar.stderr()),
+        None => (None, sidecar.stderr()),
+    };
+    assert_no_panic("check-config", &[&checked.1]);
+    assert_no_panic("serve", &[&served.1, &sidecar.stdout()]);
+    (checked, served)
+}
+
+#[tokio::test]
+async fn check_config_and_serve_refuse_the_same_out_of_range_numbers_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base =
+        std::fs::read_to_string(write_config(dir.path(), &format!("127.0.0.1:{port}"), None))
+            .unwrap();
+    let connection = "\n[connections.main]\ninstance = \"https://m.example\"\n";
+    // (case, what the file adds, environment, the key and the value the line names)
+    let huge = i64::MAX.to_string();
+    type Env = Vec<(&'static str, String)>;
+    let cases: Vec<(&str, String, Env, &str, String)> = vec![
+        (
+            "server.max_in_flight = i64::MAX",
+            base.replace("[server]\n", &format!("[server]\nmax_in_flight = {huge}\n")),
+            vec![],
+            "server.max_in_flight",
+            huge.clone(),
+        ),
+        (
+            "a connection's max_in_flight = i64::MAX",
+            format!("{base}{connection}max_in_flight = {huge}\n"),
+            vec![],
+            "connections.main.max_in_flight",
+            huge.clone(),
+        ),
+        (
+            "max_in_flight from the environment",
+            base.clone(),
+            vec![("MASTODON_SIDECAR__SERVER__MAX_IN_FLIGHT", "0".to_owned())],
+            "server.max_in_flight",
+            "0".to_owned(),
+        ),
+        (
+            "drain_delay_ms of a year",
+            base.replace("[server]\n", "[server]\ndrain_delay_ms = 31536000000\n"),
+            vec![],
+            "server.drain_delay_ms",
+            "31536000000".to_owned(),
+        ),
+        (
+            "max_body_bytes of 8 EiB",
+            base.replace(
+                "[server]\n",
+                &format!("[server]\nmax_body_bytes = {huge}\n"),
+            ),
+            vec![],
+            "server.max_body_bytes",
+            huge.clone(),
+        ),
+        (
+            "timeout_ms past ten minutes",
+            format!("{base}{connection}timeout_ms = 600001\n"),
+            vec![],
+            "connections.main.timeout_ms",
+            "600001".to_owned(),
+        ),
+        (
+            "an explicit connect timeout past timeout_ms",
+            format!("{base}{connection}timeout_ms = 800\nconnect_timeout_ms = 900\n"),
+            vec![],
+            "connections.main.connect_timeout_ms",
+            "900".to_owned(),
+        ),
+    ];
+    let config = dir.path().join("ranges.toml");
+    let mut problems = Vec::new();
+    for (case, text, env, key, value) in cases {
+        std::fs::write(&config, &text).unwrap();
+        let ((check_code, check_err), (serve_code, serve_err)) =
+            check_and_serve(dir.path(), &config, port, &env).await;
+        println!(
+            "{case}: check-config {check_code:?} {check_err:?}; serve {serve_code:?} {serve_err:?}"
+        );
+        if check_code != Some(2) || serve_code != Some(2) {
+            problems.push(format!(
+                "{case}: check-config exits {check_code:?}, serve {serve_code:?} (both must be 2)"
+            ));
+        }
+        if check_err.trim() != serve_err.trim() {
+            problems.push(format!(
+                "{case}: check-config says {check_err:?}, serve {serve_err:?}"
+            ));
+        }
+        let line = check_err.trim();
+        if line.lines().count() != 1
+            || !line.contains(key)
+            || !(line.contains("must be from") || line.contains("must not exceed"))
+            || !line.contains(&value)
+        {
+            problems.push(format!(
+                "{case}: the line must name {key}, the range and {value}: {line:?}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn a_short_timeout_alone_passes_check_config_and_serve_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &format!("127.0.0.1:{port}"), None);
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[connections.main]\ninstance = \"https://m.example\"\ntimeout_ms = 800\n";
+    std::fs::write(&config, text).unwrap();
+    let out = sidecar_command()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sidecar = Sidecar::start(dir.path(), &config, port, &[]);
+    sidecar.wait_healthy().await;
+    sidecar.signal("-TERM");
+    let status = sidecar
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", sidecar.stderr());
+}
+
 #[tokio::test]
 async fn the_listen_address_can_be_set_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
