@@ -633,6 +633,109 @@ async fn the_apps_and_tokens_obtained_survive_a_kill_9() {
     assert_eq!(standin.apps().len(), 1, "the app was registered again");
 }
 
+#[tokio::test]
+async fn a_damaged_store_is_refused_at_start_in_one_line_and_never_written() {
+    let standin = StandIn::start(Options::default()).await;
+    standin.seed_user_token("tok-cli", "read write");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        Some((&standin.url, Some("tok-cli"))),
+    );
+    // A real store: made by serve, holding a real post.
+    let mut first = Sidecar::start(dir.path(), &config, port, &[]);
+    first.wait_healthy().await;
+    let (status, posted) = first
+        .call("postStatus", json!({"status": "kept in the ledger"}))
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    first.signal("-TERM");
+    let exit = first
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+    assert_eq!(exit.code(), Some(0), "{}", first.stderr());
+    drop(first);
+
+    // 10,000 more ledger rows like it, all folded into the file itself.
+    let path = dir.path().join("store").join("sidecar.db");
+    let page_size: u64 = {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+             INSERT INTO post_ledger (connection, key, fingerprint, state, owner, started_at,
+                 lease_until, doubt_since, status_id, answer, error, retain_until)
+             SELECT connection, key || '-' || i, fingerprint, state, owner, started_at,
+                 lease_until, doubt_since, status_id || '-' || i, answer, error, retain_until
+             FROM post_ledger, n;
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+        let rows: i64 = db
+            .query_row("SELECT count(*) FROM post_ledger", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 10_001);
+        db.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
+    };
+    let size = std::fs::metadata(&path).unwrap().len();
+    let started = std::time::Instant::now();
+    mastodon_sidecar::store::check_integrity(&path).expect("the sound store passes");
+    println!(
+        "quick_check of a store with 10,001 ledger rows ({} KiB, {} pages): {:?}",
+        size / 1024,
+        size / page_size,
+        started.elapsed()
+    );
+
+    // Random bytes over the last page.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut noise = vec![0u8; page_size as usize];
+        rand::fill(&mut noise[..]);
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.seek(SeekFrom::Start(size - page_size)).unwrap();
+        file.write_all(&noise).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+
+    let mut second = Sidecar::start(dir.path(), &config, port, &[]);
+    let exit = second
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("serve refuses a damaged store and exits");
+    let (stderr, stdout) = (second.stderr(), second.stdout());
+    assert_no_panic("damaged store", &[&stderr, &stdout]);
+    // As every other failure to start (a port in use, a wrong key): 1.
+    assert_eq!(exit.code(), Some(1), "stderr {stderr}; stdout {stdout}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+    let line = lines[0];
+    println!("the refusal: {line}");
+    for needle in [
+        path.display().to_string().as_str(),
+        "damaged",
+        "quick_check",
+        "restore it from a backup",
+        "move it aside",
+    ] {
+        assert!(line.contains(needle), "the line lacks {needle:?}: {line}");
+    }
+    assert!(
+        !records(&stdout).iter().any(|r| r["level"] == "ERROR"),
+        "no other error: {stdout}"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the damaged file was written to"
+    );
+    assert!(
+        !std::fs::metadata(path.with_extension("db-wal")).is_ok_and(|m| m.len() > 0),
+        "nothing was written into the WAL either"
+    );
+}
+
 /// The user's browser: opens the authorization URL; Mastodon approves and shows the code (OOB) or
 /// redirects with it.
 async fn approve(authorize_url: &str) -> String {
