@@ -1012,6 +1012,25 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_range_as_the_table_has_it() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let rows = BOUNDS
+            .iter()
+            .map(|b| (b.key.to_owned(), b.min, b.max))
+            .chain(
+                CONNECTION_BOUNDS
+                    .iter()
+                    .map(|b| (format!("connections.NAME.{}", b.key), b.min, b.max)),
+            );
+        for (key, min, max) in rows {
+            let row = format!("| `{key}` | {min} to {max}");
+            assert!(readme.contains(&row), "README.md lacks {row:?}");
+        }
+    }
+
+    #[test]
     fn the_shipped_configuration_validates() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sidecar.toml");
         Settings::load(&path, &HashMap::new()).expect("config/sidecar.toml validates");
