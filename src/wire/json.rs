@@ -177,6 +177,35 @@ mod tests {
         assert_eq!(parse(b"[1,[2]]").unwrap(), json!([1, [2]]));
     }
 
+    /// The hot path (a postStatus body as MI sends it): the refusing visitor against serde_json's own
+    /// `Value`, printed (`cargo test --release --lib wire::json -- --nocapture`), never asserted.
+    #[test]
+    fn the_duplicate_check_costs_about_what_the_plain_parse_does() {
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/mi_post_status.json"
+        ))
+        .unwrap();
+        let rounds = 20_000;
+        let time = |f: &dyn Fn() -> Value| {
+            let started = std::time::Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(f());
+            }
+            started.elapsed() / rounds
+        };
+        let plain = time(&|| serde_json::from_slice::<Value>(&body).unwrap());
+        let strict = time(&|| parse(&body).unwrap());
+        println!(
+            "postStatus JSON decode ({} bytes): serde_json Value {plain:?}, duplicate-refusing {strict:?} per body",
+            body.len()
+        );
+        assert_eq!(
+            parse(&body).unwrap(),
+            serde_json::from_slice::<Value>(&body).unwrap()
+        );
+    }
+
     #[test]
     fn syntax_errors_and_deep_nesting_stay_malformed() {
         let e = parse(b"{\"a\":").unwrap_err();
