@@ -34,6 +34,7 @@ printf '%s' "$VALUE_JSON" | seed decode_json odd_values_accept_xml 20
 printf '{"connection":"ma\\u0000in","status":"\xff\xfe"}' | seed decode_json nul_and_invalid_utf8 05
 printf '{"connection":"main" ' | seed decode_json truncated 00
 printf ' \r\n\t' | seed decode_json blank 0a
+printf '{"status":"a","poll":{"options":["x","x"],"expires_in":1,"expires_in":2}}' | seed decode_json duplicate_nested_key 05
 
 # decode_xml: low nibble the operation, bits 4-6 Accept, bit 7 text/xml.
 seed decode_xml fixture_pox_post_status 05 "$fixtures/pox_post_status.xml"
@@ -68,3 +69,45 @@ seed encode_roundtrip fixture_soap12 17 "$fixtures/soap12_post_status.xml"
 printf '%s' "$VALUE_JSON" | seed encode_roundtrip odd_values 94
 printf '%s' "$LISTS" | seed encode_roundtrip odd_names 15
 printf 'detail with \x01 control, ]]> and \xef\xbf\xbe and </faultstring>' | seed encode_roundtrip odd_detail e0
+
+# classify_answer: byte 0 the route (0 a read, 1 postStatus, 2 createApp, 3 the token route), bytes
+# 1-2 the status minus 100 (big-endian), byte 3 the number of headers, each as a name selector (0
+# content-type, 1 retry-after, 2-4 x-ratelimit-limit, -remaining, -reset, 5 link, 6 date, 7
+# x-request-id), a length byte and the value; then the body. In values and body, $S stands for the
+# request's secret as sent, $P percent-encoded, $J JSON-escaped, $U with a \u escape.
+answer() { # answer <name> <route> <status> <body file | -> [<header selector> <value>]...
+    local name="$1" route="$2" status="$3" body="$4"
+    shift 4
+    local dir="corpus/classify_answer" v=$((status - 100))
+    mkdir -p "$dir"
+    {
+        printf "\\x$(printf %02x "$route")\\x$(printf %02x $((v >> 8)))\\x$(printf %02x $((v & 255)))\\x$(printf %02x $(($# / 2)))"
+        while [ $# -gt 0 ]; do
+            printf "\\x$(printf %02x "$1")\\x$(printf %02x "${#2}")"
+            printf '%s' "$2"
+            shift 2
+        done
+        cat "$body"
+    } >"$dir/$name"
+}
+JSON=application/json
+HTML='text/html; charset=utf-8'
+printf '{"id":"1","username":"u","note":"echo $S","fields":[{"name":"$J","value":"$P"}],"$S":1}' | answer account_echoing_the_token 0 200 - 0 "$JSON" 2 300 3 299 4 2030-01-01T00:00:00.000Z
+printf '{"access_token":"$S","token_type":"Bearer","scope":"read write","created_at":1,"note":"$S"}' | answer token_answer_keeps_its_token 3 200 - 0 "$JSON"
+printf '{"id":"9","client_id":"c","client_secret":"$S","name":"$U"}' | answer app_answer 2 200 - 0 "$JSON"
+printf '{"error":"Validation failed: Text $S is too long","details":{"text":[{"error":"ERR_TOO_LONG"}]}}' | answer validation_422 1 422 - 0 "$JSON"
+printf '{"error":"Invalid Bearer token $S"}' | answer token_refusal_400 1 400 - 0 "$JSON"
+printf '{"error":"This action is outside the authorized scopes","error_description":"$J"}' | answer scope_403 0 403 - 0 "$JSON"
+printf '<html><head><style>p{}</style><script>var t="$S"</script></head><body><h1>401</h1><p>token &#102;uzz-secret_T0k3n&#x2F;+=.9Zq &amp; $P &lt;b&gt;</p><!-- $S --></body></html>' | answer html_401 0 401 - 0 "$HTML"
+printf 'slow down, $S' | answer rate_limited_retry_after 1 429 - 1 30 2 300 3 0 0 text/plain
+printf '' | answer rate_limited_reset_date 0 429 - 2 300 3 0 4 2030-01-01T00:00:00.000Z
+printf '' | answer rate_limited_no_time 1 429 /dev/null
+printf 'upstream connect error or disconnect/reset before headers. \xff\xfe\x00 $S' | answer gateway_503 1 503 - 0 text/plain
+printf '{"error_description":"$U upstream"}' | answer gateway_502_json 2 502 - 0 "$JSON"
+printf '[{"id":"1"}]' | answer page_with_link 0 200 - 5 '<https://fuzz.example/api/v1/timelines/home?max_id=1&access_token=$P>; rel="next", <https://fuzz.example/x?$S>; rel="prev"' 0 "$JSON"
+printf '<!doctype html><html><body>Welcome to nginx!</body></html>' | answer not_json_200 1 200 - 0 "$HTML"
+answer redirect_302 0 302 /dev/null 0 text/html
+answer empty_200 3 200 /dev/null
+printf '\x00\x01\x02\xff{"error":' | answer garbage_500 1 500 -
+printf '{"error":' | answer truncated_json_404 0 404 - 0 "$JSON"
+printf '<p>unterminated <b $S' | answer unterminated_tag_418 0 418 - 0 "$HTML"

@@ -102,6 +102,67 @@ pub const LEDGER_RETENTION_S: std::ops::RangeInclusive<u64> = 60..=2_592_000;
 /// The bounds of `store.ledger_max_entries`.
 pub const LEDGER_MAX_ENTRIES: std::ops::RangeInclusive<u64> = 100..=10_000_000;
 
+/// The range of one numeric setting, and how to read it. Every numeric setting has one row in
+/// [`BOUNDS`] or [`CONNECTION_BOUNDS`], checked by the validation [`Settings::load`] runs, which
+/// `check-config` and `serve` share: a value that passes the check is one the code can use (a
+/// semaphore takes at most `usize::MAX >> 3` permits, a timer a bounded duration).
+pub struct Bound<T> {
+    /// The key, under its section (`server.max_in_flight`) or its connection (`timeout_ms`).
+    pub key: &'static str,
+    pub min: u64,
+    pub max: u64,
+    /// What the number counts, for the message (`ms`, `s`, `bytes`, or empty).
+    pub unit: &'static str,
+    /// The value, or `None` when it is unset (a derived default).
+    pub read: fn(&T) -> Option<u64>,
+}
+
+impl<T> Bound<T> {
+    /// The problem with the value in `settings`, if it is out of range: the range and the value.
+    fn check(&self, settings: &T) -> Option<String> {
+        let value = (self.read)(settings)?;
+        let unit = if self.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.unit)
+        };
+        (!(self.min..=self.max).contains(&value)).then(|| {
+            format!(
+                "must be from {} to {}{unit}; it is {value}",
+                self.min, self.max
+            )
+        })
+    }
+}
+
+fn wide(n: usize) -> Option<u64> {
+    Some(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// The ranges of the server's and the store's numeric settings.
+#[rustfmt::skip]
+pub const BOUNDS: &[Bound<Settings>] = &[
+    Bound { key: "server.max_body_bytes", min: 1024, max: 1 << 30, unit: "bytes", read: |s| wide(s.server.max_body_bytes) },
+    Bound { key: "server.shutdown_grace_s", min: 0, max: 3_600, unit: "s", read: |s| Some(s.server.shutdown_grace_s) },
+    Bound { key: "server.drain_delay_ms", min: 0, max: 600_000, unit: "ms", read: |s| Some(s.server.drain_delay_ms) },
+    Bound { key: "server.request_read_timeout_s", min: 1, max: 3_600, unit: "s", read: |s| Some(s.server.request_read_timeout_s) },
+    Bound { key: "server.max_in_flight", min: 1, max: 1_000_000, unit: "", read: |s| wide(s.server.max_in_flight) },
+    Bound { key: "store.health_interval_s", min: 1, max: 2_592_000, unit: "s", read: |s| Some(s.store.health_interval_s) },
+    Bound { key: "store.ledger_retention_s", min: *LEDGER_RETENTION_S.start(), max: *LEDGER_RETENTION_S.end(), unit: "s", read: |s| Some(s.store.ledger_retention_s) },
+    Bound { key: "store.ledger_max_entries", min: *LEDGER_MAX_ENTRIES.start(), max: *LEDGER_MAX_ENTRIES.end(), unit: "", read: |s| Some(s.store.ledger_max_entries) },
+];
+
+/// The ranges of every connection's numeric settings (keys under `connections.NAME.`).
+#[rustfmt::skip]
+pub const CONNECTION_BOUNDS: &[Bound<ConnectionSettings>] = &[
+    Bound { key: "connect_timeout_ms", min: 1, max: 600_000, unit: "ms", read: |c| c.connect_timeout_ms },
+    Bound { key: "timeout_ms", min: 1, max: 600_000, unit: "ms", read: |c| Some(c.timeout_ms) },
+    Bound { key: "max_rate_limit_wait_s", min: 0, max: 3_600, unit: "s", read: |c| Some(c.max_rate_limit_wait_s) },
+    Bound { key: "max_retries", min: 0, max: 10, unit: "", read: |c| Some(c.max_retries) },
+    Bound { key: "max_in_flight", min: 1, max: 100_000, unit: "", read: |c| wide(c.max_in_flight) },
+    Bound { key: "doubt_settle_ms", min: 100, max: 3_600_000, unit: "ms", read: |c| c.doubt_settle_ms },
+];
+
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
@@ -198,9 +259,11 @@ pub struct ConnectionSettings {
     /// A pinned user token; without it `getToken` obtains and stores one.
     #[serde(default)]
     pub access_token: Option<SecretString>,
-    /// How long connecting to the server may take (milliseconds).
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+    /// How long connecting to the server may take (milliseconds). Unset, it is derived:
+    /// [`ConnectionSettings::connect_timeout_ms`], the smaller of 5000 and `timeout_ms`, so a short
+    /// `timeout_ms` alone is valid. Set, it must not exceed `timeout_ms`.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
     /// The whole budget of one call to the server, retries included (milliseconds): past it the
     /// caller gets `upstream_timeout`, never a hang. Waiting for a rate-limit reset is bounded
     /// separately, by `max_rate_limit_wait_s`.
@@ -213,7 +276,7 @@ pub struct ConnectionSettings {
     /// How often a failed request that is safe to repeat is sent again (connect failures, timeouts,
     /// 5xx; a 4xx other than 429 never is).
     #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
+    pub max_retries: u64,
     /// Calls to this connection's server in flight at once; a call beyond it waits up to a second for a
     /// slot, then gets `overloaded`.
     #[serde(default = "default_connection_max_in_flight")]
@@ -245,16 +308,15 @@ fn default_scopes() -> String {
     // where the server honours granular scopes.
     "read write".to_owned()
 }
-fn default_connect_timeout_ms() -> u64 {
-    5_000
-}
+/// The connect timeout when none is set and `timeout_ms` is longer.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 fn default_timeout_ms() -> u64 {
     30_000
 }
 fn default_max_rate_limit_wait_s() -> u64 {
     60
 }
-fn default_max_retries() -> u32 {
+fn default_max_retries() -> u64 {
     2
 }
 fn default_connection_max_in_flight() -> usize {
@@ -273,7 +335,7 @@ impl ConnectionSettings {
             client_id: None,
             client_secret: None,
             access_token: None,
-            connect_timeout_ms: default_connect_timeout_ms(),
+            connect_timeout_ms: None,
             timeout_ms: default_timeout_ms(),
             on_rate_limit: OnRateLimit::Fail,
             max_rate_limit_wait_s: default_max_rate_limit_wait_s(),
@@ -282,6 +344,14 @@ impl ConnectionSettings {
             capabilities: Default::default(),
             doubt_settle_ms: None,
         }
+    }
+
+    /// The connect timeout in effect: the one set, else the smaller of
+    /// [`DEFAULT_CONNECT_TIMEOUT_MS`] and `timeout_ms` (whatever layer set `timeout_ms`: the file
+    /// or the environment, which are merged before this is read).
+    pub fn connect_timeout_ms(&self) -> u64 {
+        self.connect_timeout_ms
+            .unwrap_or_else(|| DEFAULT_CONNECT_TIMEOUT_MS.min(self.timeout_ms))
     }
 
     /// [`ConnectionSettings::doubt_settle_ms`], or its default derived from `timeout_ms`.
@@ -428,20 +498,10 @@ impl Settings {
                 message,
             })
         };
-        if self.server.max_body_bytes < 1024 {
-            add(
-                "server.max_body_bytes".into(),
-                "must be at least 1024 bytes".into(),
-            );
-        }
-        if self.server.request_read_timeout_s == 0 {
-            add(
-                "server.request_read_timeout_s".into(),
-                "must be at least 1 second".into(),
-            );
-        }
-        if self.server.max_in_flight == 0 {
-            add("server.max_in_flight".into(), "must be at least 1".into());
+        for bound in BOUNDS {
+            if let Some(message) = bound.check(self) {
+                add(bound.key.into(), message);
+            }
         }
         match (&self.server.tls_cert, &self.server.tls_key) {
             (Some(_), None) => add(
@@ -487,32 +547,6 @@ impl Settings {
                     "is not a postgres:// or postgresql:// URL (the value is not shown: it may hold a password)".into(),
                 ),
             }
-        }
-        if self.store.health_interval_s == 0 {
-            add(
-                "store.health_interval_s".into(),
-                "must be at least 1 second".into(),
-            );
-        }
-        if !LEDGER_RETENTION_S.contains(&self.store.ledger_retention_s) {
-            add(
-                "store.ledger_retention_s".into(),
-                format!(
-                    "must be {} to {} seconds (a minute to 30 days)",
-                    LEDGER_RETENTION_S.start(),
-                    LEDGER_RETENTION_S.end()
-                ),
-            );
-        }
-        if !LEDGER_MAX_ENTRIES.contains(&self.store.ledger_max_entries) {
-            add(
-                "store.ledger_max_entries".into(),
-                format!(
-                    "must be {} to {}",
-                    LEDGER_MAX_ENTRIES.start(),
-                    LEDGER_MAX_ENTRIES.end()
-                ),
-            );
         }
         if !self.server.callback_path.starts_with('/') || self.server.callback_path.len() < 2 {
             add(
@@ -593,31 +627,28 @@ impl Settings {
             if let Some(token) = &conn.access_token {
                 if token.expose_secret().trim().is_empty() {
                     add(key("access_token"), "is empty".into());
+                } else if token.expose_secret().chars().any(char::is_control) {
+                    // It is sent in the Authorization header, which cannot carry one.
+                    add(
+                        key("access_token"),
+                        "holds a control character (a line break?); the value is not shown".into(),
+                    );
                 }
             }
-            if conn.connect_timeout_ms == 0 || conn.timeout_ms == 0 {
-                add(
-                    key("timeout_ms"),
-                    "timeouts must be greater than zero".into(),
-                );
+            for bound in CONNECTION_BOUNDS {
+                if let Some(message) = bound.check(conn) {
+                    add(key(bound.key), message);
+                }
             }
-            if conn.max_retries > 10 {
-                add(key("max_retries"), "at most 10".into());
-            }
-            if conn.max_in_flight == 0 {
-                add(key("max_in_flight"), "must be at least 1".into());
-            }
-            if conn.connect_timeout_ms > conn.timeout_ms {
-                add(
-                    key("connect_timeout_ms"),
-                    "must not exceed timeout_ms".into(),
-                );
-            }
-            if let Some(settle) = conn.doubt_settle_ms {
-                if !(100..=3_600_000).contains(&settle) {
+            // Only an explicit one: the derived default never exceeds timeout_ms.
+            if let Some(connect) = conn.connect_timeout_ms {
+                if connect > conn.timeout_ms {
                     add(
-                        key("doubt_settle_ms"),
-                        "must be from 100 to 3600000 (an hour)".into(),
+                        key("connect_timeout_ms"),
+                        format!(
+                            "must not exceed timeout_ms ({}); it is {connect} (leave it out to use the smaller of {DEFAULT_CONNECT_TIMEOUT_MS} and timeout_ms)",
+                            conn.timeout_ms
+                        ),
                     );
                 }
             }
@@ -823,12 +854,12 @@ mod tests {
         let e = load("[store]\nledger_retention_s = 59\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "test.toml: store.ledger_retention_s: must be 60 to 2592000 seconds (a minute to 30 days)"
+            "test.toml: store.ledger_retention_s: must be from 60 to 2592000 s; it is 59"
         );
         let e = load("[store]\nledger_max_entries = 10000001\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "test.toml: store.ledger_max_entries: must be 100 to 10000000"
+            "test.toml: store.ledger_max_entries: must be from 100 to 10000000; it is 10000001"
         );
         let env = HashMap::from([(
             "MASTODON_SIDECAR__STORE__LEDGER_RETENTION_S".to_owned(),
@@ -841,6 +872,167 @@ mod tests {
         );
         let ok = load("[store]\nledger_retention_s = 60\nledger_max_entries = 10000000\n").unwrap();
         assert_eq!(ok.store.ledger_retention_s, 60);
+    }
+
+    /// `key = value` as TOML: in its section for server and store keys, in a connection otherwise.
+    fn with_setting(key: &str, value: u64, extra: &str) -> String {
+        match key.split_once('.') {
+            Some((section, leaf)) => format!("[{section}]\n{leaf} = {value}\n"),
+            None => format!(
+                "[connections.main]\ninstance = \"https://m.example\"\n{key} = {value}\n{extra}"
+            ),
+        }
+    }
+
+    #[test]
+    fn every_numeric_setting_is_refused_outside_its_range_naming_key_range_and_value() {
+        let keys: Vec<(String, u64, u64)> = BOUNDS
+            .iter()
+            .map(|b| (b.key.to_owned(), b.min, b.max))
+            .chain(
+                CONNECTION_BOUNDS
+                    .iter()
+                    .map(|b| (b.key.to_owned(), b.min, b.max)),
+            )
+            .collect();
+        assert_eq!(keys.len(), 14, "every numeric setting has a row");
+        for (key, min, max) in keys {
+            let named = if key.contains('.') {
+                key.clone()
+            } else {
+                format!("connections.main.{key}")
+            };
+            // A long budget, so connect_timeout_ms is judged by its own range only.
+            let extra = if key == "timeout_ms" {
+                ""
+            } else {
+                "timeout_ms = 600000\n"
+            };
+            for fine in [min, max] {
+                load(&with_setting(&key, fine, extra))
+                    .unwrap_or_else(|e| panic!("{key} = {fine} is in range: {e}"));
+            }
+            let mut wrong = vec![max + 1, i64::MAX as u64];
+            if min > 0 {
+                wrong.push(min - 1);
+            }
+            for value in wrong {
+                let e = load(&with_setting(&key, value, extra))
+                    .expect_err(&format!("{key} = {value} is out of range"));
+                let line =
+                    e.0.iter()
+                        .find(|p| p.key.as_deref() == Some(named.as_str()))
+                        .unwrap_or_else(|| panic!("{key} = {value}: {e}"))
+                        .to_string();
+                let range = format!("must be from {min} to {max}");
+                assert!(line.contains(&range), "{line}");
+                assert!(line.ends_with(&format!("it is {value}")), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn max_in_flight_of_i64_max_is_refused_where_a_semaphore_would_panic() {
+        let e = load("[server]\nmax_in_flight = 9223372036854775807\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.toml: server.max_in_flight: must be from 1 to 1000000; it is 9223372036854775807"
+        );
+        let e = load(&with_setting("max_in_flight", i64::MAX as u64, "")).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "test.toml: connections.main.max_in_flight: must be from 1 to 100000;"
+            ),
+            "{e}"
+        );
+        // Every maximum fits a semaphore.
+        for b in BOUNDS.iter().filter(|b| b.key.ends_with("max_in_flight")) {
+            assert!(b.max as usize <= tokio::sync::Semaphore::MAX_PERMITS);
+        }
+    }
+
+    #[test]
+    fn the_connect_timeout_is_derived_from_a_shorter_timeout_and_an_explicit_one_is_held_to_it() {
+        let conn = |text: &str, env: &[(&str, &str)]| {
+            let env = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Settings::from_toml_str(
+                "test.toml",
+                &format!("[connections.main]\ninstance = \"https://m.example\"\n{text}"),
+                &env,
+            )
+            .map(|s| s.connections["main"].clone())
+        };
+        let c = conn("", &[]).unwrap();
+        assert_eq!(
+            (c.connect_timeout_ms, c.connect_timeout_ms()),
+            (None, 5_000)
+        );
+        let c = conn("timeout_ms = 800\n", &[]).expect("a short timeout alone is accepted");
+        assert_eq!(c.connect_timeout_ms(), 800);
+        // Layered: the environment's timeout_ms is the one the default is derived from.
+        let c = conn(
+            "timeout_ms = 20000\n",
+            &[("MASTODON_SIDECAR__CONNECTIONS__MAIN__TIMEOUT_MS", "700")],
+        )
+        .unwrap();
+        assert_eq!(c.connect_timeout_ms(), 700);
+        let c = conn("timeout_ms = 800\nconnect_timeout_ms = 300\n", &[]).unwrap();
+        assert_eq!(c.connect_timeout_ms(), 300);
+        let e = conn("timeout_ms = 800\nconnect_timeout_ms = 900\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "test.toml: connections.main.connect_timeout_ms: must not exceed timeout_ms (800); it is 900"
+            ),
+            "{e}"
+        );
+        let e = conn(
+            "timeout_ms = 800\n",
+            &[(
+                "MASTODON_SIDECAR__CONNECTIONS__MAIN__CONNECT_TIMEOUT_MS",
+                "5000",
+            )],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("connect_timeout_ms"), "{e}");
+        // Inline connections get the same derived default.
+        let inline = ConnectionSettings::for_instance(Url::parse("https://m.example").unwrap());
+        assert_eq!(inline.connect_timeout_ms(), 5_000);
+    }
+
+    #[test]
+    fn a_pinned_token_with_a_line_break_is_refused_without_showing_it() {
+        let e = load(
+            "[connections.main]\ninstance = \"https://m.example\"\naccess_token = \"secret-tok\\r\\nX: 1\"\n",
+        )
+        .unwrap_err();
+        let line = e.to_string();
+        assert!(
+            line.contains("connections.main.access_token: holds a control character"),
+            "{line}"
+        );
+        assert!(!line.contains("secret-tok"), "{line}");
+    }
+
+    #[test]
+    fn the_readme_lists_every_range_as_the_table_has_it() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let rows = BOUNDS
+            .iter()
+            .map(|b| (b.key.to_owned(), b.min, b.max))
+            .chain(
+                CONNECTION_BOUNDS
+                    .iter()
+                    .map(|b| (format!("connections.NAME.{}", b.key), b.min, b.max)),
+            );
+        for (key, min, max) in rows {
+            let row = format!("| `{key}` | {min} to {max}");
+            assert!(readme.contains(&row), "README.md lacks {row:?}");
+        }
     }
 
     #[test]

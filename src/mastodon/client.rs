@@ -481,7 +481,7 @@ impl MastodonClient {
     ) -> Result<Self> {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let config = HttpConfig {
-            connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+            connect_timeout: Duration::from_millis(settings.connect_timeout_ms()),
             timeout,
             public_only,
         };
@@ -497,7 +497,8 @@ impl MastodonClient {
             base,
             connection: name.to_owned(),
             timeout,
-            max_retries: settings.max_retries,
+            // At most 10 (`config::CONNECTION_BOUNDS`).
+            max_retries: u32::try_from(settings.max_retries).unwrap_or(u32::MAX),
             on_rate_limit: settings.on_rate_limit,
             max_rate_limit_wait: Duration::from_secs(settings.max_rate_limit_wait_s),
             max_in_flight: settings.max_in_flight,
@@ -983,8 +984,24 @@ impl MastodonClient {
         };
         self.metrics
             .observe_upstream(endpoint.label, Some(status.as_u16()), seconds);
+        self.judge(endpoint, status, &headers, &body, secrets, admission)
+    }
+
+    /// What an answer comes to: its status, headers and body classified (a success's JSON scrubbed,
+    /// a refusal's text kept scrubbed and bounded, a 429's wait, whether a 5xx may be repeated), the
+    /// rate-limit headers remembered and the breaker told. No I/O: what [`classify_for_fuzzing`]
+    /// runs too.
+    fn judge(
+        &self,
+        endpoint: Endpoint,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &Secrets,
+        admission: Admission<'_>,
+    ) -> Attempt {
         let now = unix_now();
-        let rate = RateLimit::from_headers(&headers, now);
+        let rate = RateLimit::from_headers(headers, now);
         self.remember(endpoint, &rate);
         if status.is_success() {
             admission.record(true);
@@ -992,7 +1009,7 @@ impl MastodonClient {
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| secrets.scrub(v));
-            return Attempt::Done(self.success(endpoint, status, &body, secrets).map(|value| {
+            return Attempt::Done(self.success(endpoint, status, body, secrets).map(|value| {
                 Answer {
                     status: status.as_u16(),
                     value,
@@ -1004,7 +1021,7 @@ impl MastodonClient {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let text = error_text(&body, content_type, secrets);
+        let text = error_text(body, content_type, secrets);
         if status == StatusCode::TOO_MANY_REQUESTS {
             // The server answered: it works, and says how long to stay away.
             admission.record(true);
@@ -1333,6 +1350,75 @@ impl MastodonClient {
     }
 }
 
+/// The secret [`classify_for_fuzzing`]'s request carries as its bearer token (and the process
+/// knows): a fuzz target puts it in answers and checks it never comes out.
+#[doc(hidden)]
+pub const FUZZ_SECRET: &str = "fuzz-secret_T0k3n/+=.9Zq";
+
+/// The routes [`classify_for_fuzzing`] judges an answer for: a read, a content write, a write
+/// that is not idempotent, and the token route (which obtains `access_token`).
+#[doc(hidden)]
+pub const FUZZ_ROUTES: [Endpoint; 4] = [
+    Endpoint::VERIFY_CREDENTIALS,
+    Endpoint::POST_STATUS,
+    Endpoint::CREATE_APP,
+    Endpoint::TOKEN,
+];
+
+/// For the fuzz target `classify_answer` only: judges one answer (`status`, `headers`, `body`) to
+/// a request on `FUZZ_ROUTES[route % 4]` carrying [`FUZZ_SECRET`], with the real classification
+/// and redaction code ([`MastodonClient::judge`]), and answers what the client would hand on: the
+/// JSON and the scrubbed `Link` of a success, or the error. A status outside 100..=999 is taken as
+/// 502, as hyper would never hand one on.
+#[doc(hidden)]
+pub fn classify_for_fuzzing(
+    route: u8,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<(Value, Option<String>)> {
+    static CLIENT: OnceLock<MastodonClient> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        let metrics = Metrics::new().expect("metrics register");
+        let settings =
+            ConnectionSettings::for_instance(Url::parse("https://fuzz.example").expect("a URL"));
+        let breaker = Arc::new(Breaker::new(
+            "https://fuzz.example",
+            metrics.clone(),
+            Duration::from_secs(30),
+        ));
+        let known = Arc::new(KnownSecrets::default());
+        known.add_str(FUZZ_SECRET);
+        MastodonClient::new("fuzz", &settings, metrics, breaker, false)
+            .expect("a client")
+            .with_known_secrets(known)
+    });
+    let endpoint = FUZZ_ROUTES[usize::from(route) % FUZZ_ROUTES.len()];
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            map.append(name, value);
+        }
+    }
+    let token = SecretString::from(FUZZ_SECRET.to_owned());
+    let secrets = client.secrets(Some(&token));
+    // Recorded or released like any attempt's; the breaker's state decides nothing here.
+    let admission = Admission {
+        breaker: &client.breaker,
+        recorded: false,
+    };
+    match client.judge(endpoint, status, &map, body, &secrets, admission) {
+        Attempt::Done(Ok(answer)) => Ok((answer.value, answer.link)),
+        Attempt::Done(Err(error)) => Err(error),
+        Attempt::RateLimited { error, .. } => Err(error),
+        Attempt::Failed(failed) => Err(failed.error),
+    }
+}
+
 /// Sends one request and reads its answer with the cap. The task-local notes whether the request
 /// asked for a new connection.
 async fn exchange(
@@ -1552,6 +1638,46 @@ fn root_cause(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fuzzing_entry_judges_answers_as_the_client_does() {
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let json = h(&[("content-type", "application/json")]);
+        // A page echoing the token: scrubbed, bounded, classified.
+        let page = format!("<html><body><p>bad token {FUZZ_SECRET}</p></body></html>");
+        let e = classify_for_fuzzing(
+            0,
+            401,
+            &h(&[("content-type", "text/html")]),
+            page.as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamRejected);
+        assert!(!e.detail.contains(FUZZ_SECRET), "{}", e.detail);
+        assert!(e.detail.contains("[redacted]"), "{}", e.detail);
+        // The token route keeps what it obtains, and scrubs the rest.
+        let body = format!(r#"{{"access_token":"{FUZZ_SECRET}","note":"{FUZZ_SECRET}"}}"#);
+        let (value, _) = classify_for_fuzzing(3, 200, &json, body.as_bytes()).unwrap();
+        assert_eq!(value["access_token"], FUZZ_SECRET);
+        assert_eq!(value["note"], "[redacted]");
+        let (value, _) = classify_for_fuzzing(0, 200, &json, body.as_bytes()).unwrap();
+        assert_eq!(value["access_token"], "[redacted]");
+        // A 429 tells a wait; a 2xx that is not JSON is upstream_unavailable; a gateway's 502 is in doubt.
+        let e = classify_for_fuzzing(1, 429, &h(&[("retry-after", "30")]), b"").unwrap_err();
+        assert_eq!((e.kind, e.retry_after), (ErrorKind::RateLimited, Some(30)));
+        let e = classify_for_fuzzing(1, 200, &[], b"<html>").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamUnavailable);
+        let e = classify_for_fuzzing(1, 502, &[], b"\xff\x00").unwrap_err();
+        assert!(e.in_doubt && e.upstream.is_some_and(|u| u.status == 502));
+        let e =
+            classify_for_fuzzing(1, 422, &json, br#"{"error":"Text is too long"}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ValidationFailed);
+    }
 
     #[test]
     fn rate_limit_reset_is_read_as_iso_8601_or_epoch() {

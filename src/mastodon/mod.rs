@@ -16,5 +16,7 @@ pub mod resilience;
 pub use capabilities::{Capabilities, CapabilityOverrides, LengthRule, Software};
 pub use client::format_unix;
 pub(crate) use client::unix_now;
+#[doc(hidden)]
+pub use client::{classify_for_fuzzing, FUZZ_ROUTES, FUZZ_SECRET};
 pub use client::{Answer, Body, Endpoint, MastodonClient, RateLimit};
 pub use instance::InstanceInfo;

@@ -1,6 +1,6 @@
 //! `init`: check a connection (or define one inline) and report what the server and the store hold.
 
-use super::params::params;
+use super::params::{params, HeaderSecret, HeaderText};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
@@ -13,9 +13,9 @@ params! {
         /// The configured connection (may be left out with one, or one named default)
         pub connection: Option<String>,
         /// Inline connection (with security.allow_inline_connections): the instance URL
-        pub instance: Option<String>,
+        pub instance: Option<HeaderText>,
         /// Inline: a user access token
-        pub access_token: Option<SecretString>,
+        pub access_token: Option<HeaderSecret>,
         /// Inline: the client_id of an app registered already
         pub client_id: Option<String>,
         /// Inline: the client_secret of that app
@@ -45,7 +45,7 @@ pub async fn init(core: &Core, p: InitParams, _call: &super::CallContext) -> Res
                 "inline connections are off: name a configured connection, or set security.allow_inline_connections",
             ));
         }
-        let instance = p.instance.as_deref().ok_or_else(|| {
+        let instance = p.instance.as_ref().map(|i| i.0.as_str()).ok_or_else(|| {
             Error::invalid("an inline connection needs `instance`, the server's https URL")
         })?;
         let instance = url::Url::parse(instance)
@@ -64,7 +64,7 @@ pub async fn init(core: &Core, p: InitParams, _call: &super::CallContext) -> Res
         }
         settings.client_id = p.client_id;
         settings.client_secret = p.client_secret;
-        settings.access_token = p.access_token;
+        settings.access_token = p.access_token.map(|t| t.0);
         let name = p.connection.as_deref().unwrap_or("default");
         core.define_inline(name, settings).await?
     } else {

@@ -450,6 +450,12 @@ fn parse<T: DeserializeOwned + params::Params>(operation: Operation, params: Val
             };
             return Error::invalid(format!("{operation} needs the parameter `{at}`"));
         }
+        if let Some((inner, message)) = message
+            .strip_prefix(params::NESTED)
+            .and_then(|rest| rest.split_once("`: "))
+        {
+            return Error::invalid(format!("parameter `{path}.{inner}`: {message}"));
+        }
         Error::invalid(format!("parameter `{path}`: {message}"))
     })
 }

@@ -19,7 +19,8 @@ fn describe(v: &Value) -> &'static str {
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
-        Value::Array(_) => "a list",
+        // A list is also what an XML element given more than once becomes.
+        Value::Array(_) => "a list (or a repeated element)",
         Value::Object(_) => "an object",
     }
 }
@@ -242,6 +243,60 @@ impl Lenient for Option<Words> {
     }
 }
 
+/// Text the sidecar sends to the server in an HTTP header (`idempotency_key` as `Idempotency-Key`,
+/// an inline `access_token` as `Authorization`, an inline `instance` as `Host`). A control character
+/// there (CR, LF, NUL, TAB, DEL, C1; also when it arrived as an XML character reference such as
+/// `&#10;`) would split the header or be refused by the HTTP library when sending, so it is refused
+/// where the parameter is read, as `invalid_request` naming the parameter, in every format.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderText(pub String);
+
+/// Like [`HeaderText`], for a secret (never printed, not even in part).
+#[derive(Clone, Debug)]
+pub struct HeaderSecret(pub SecretString);
+
+/// `text`, unless it holds a control character: the error says which and where, not the text.
+pub fn header_safe<E: de::Error>(text: String) -> Result<String, E> {
+    match text.chars().enumerate().find(|(_, c)| c.is_control()) {
+        None => Ok(text),
+        Some((at, c)) => Err(E::custom(format!(
+            "holds the control character U+{:04X} (character {}); it is sent in an HTTP header, so it must be printable text",
+            c as u32,
+            at + 1
+        ))),
+    }
+}
+
+impl Lenient for Option<HeaderText> {
+    const KIND: ParamKind = ParamKind::Text;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_string(d)?
+            .map(|s| header_safe(s).map(HeaderText))
+            .transpose()
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        if let Some(v) = self {
+            out.push((name.to_owned(), v.0.clone()));
+        }
+    }
+}
+
+impl Lenient for Option<HeaderSecret> {
+    const KIND: ParamKind = ParamKind::Text;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_string(d)?
+            .filter(|s| !s.is_empty())
+            .map(|s| header_safe(s).map(|s| HeaderSecret(SecretString::from(s))))
+            .transpose()
+    }
+    fn write(&self, name: &str, out: &mut Vec<(String, String)>) {
+        use secrecy::ExposeSecret;
+        if let Some(v) = self {
+            out.push((name.to_owned(), v.0.expose_secret().to_owned()));
+        }
+    }
+}
+
 /// Named parameters of their own (`poll`): written as `name[field]`.
 impl<T: Params + serde::de::DeserializeOwned> Lenient for Option<T> {
     const KIND: ParamKind = ParamKind::Object(T::PARAMS);
@@ -262,11 +317,36 @@ impl<T: Params + serde::de::DeserializeOwned> Lenient for Option<T> {
 
 /// One object of named parameters, its required ones checked first.
 fn read_object<T: Params + serde::de::DeserializeOwned, E: de::Error>(v: Value) -> Result<T, E> {
+    // Only an object: serde would also fill a struct from a list, field by field in order, which
+    // would read `[["a","b"], 300]` (or a repeated XML element) as a poll by guessing.
+    if !v.is_object() {
+        return Err(E::custom(format!(
+            "expected an object of named parameters, found {}",
+            describe(&v)
+        )));
+    }
     if let Some(missing) = missing_required(T::PARAMS, &v) {
         return Err(E::custom(format!("missing field `{missing}`")));
     }
-    T::deserialize(v).map_err(E::custom)
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // Name the field within the object (`poll.expires_in`): `operations::parse` joins a path
+        // given as `in `field`: ` to its own. Unknown and missing fields name themselves already.
+        if path.is_empty()
+            || path == "."
+            || message.starts_with("unknown field")
+            || message.starts_with("missing field")
+        {
+            E::custom(message)
+        } else {
+            E::custom(format!("{NESTED}{path}`: {message}"))
+        }
+    })
 }
+
+/// How [`read_object`] names a field within an object, for `operations::parse` to join.
+pub const NESTED: &str = "in `";
 
 /// A list of objects (`media` items): one object stands for a list of one, as XML repeats elements.
 impl<T: Params + serde::de::DeserializeOwned> Lenient for Option<Vec<T>> {

@@ -128,7 +128,8 @@ pub(super) fn lease_s(conn: &Connection) -> i64 {
 /// How often one call sends a post again after the server showed it did not create it (a 5xx, a
 /// connection closed before any answer): the connection's `max_retries`.
 fn resends(conn: &Connection) -> u32 {
-    conn.settings.max_retries
+    // At most 10 (`config::CONNECTION_BOUNDS`).
+    u32::try_from(conn.settings.max_retries).unwrap_or(u32::MAX)
 }
 
 /// How long after a doubt arose a status that did not show up is taken as never created.

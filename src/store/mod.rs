@@ -20,7 +20,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 pub use ledger::{Ledger, LedgerClaim, LedgerKey, LedgerState, StoredError};
-pub use sqlite::SqliteStore;
+pub use sqlite::{check_integrity, SqliteStore};
 
 use crate::mastodon::InstanceInfo;
 
@@ -37,6 +37,9 @@ pub enum StoreError {
     Key(String),
     #[error("the store was sealed with another key; start with the key it was sealed with (never overwritten), or run rotate-key with it")]
     WrongKey,
+    /// The file failed SQLite's integrity check at start; it was not written to.
+    #[error("the file is damaged ({0}); it was left untouched: restore it from a backup, or move it aside to start with an empty store (apps and tokens are then obtained again)")]
+    Damaged(String),
 }
 
 /// An app registered with `POST /api/v1/apps`.

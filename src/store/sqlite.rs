@@ -7,12 +7,16 @@
 //! processes may open the file at once (the server and `mastodon-sidecar authorize`): SQLite locks it,
 //! and `busy_timeout` makes a writer wait instead of failing. rusqlite is blocking, so each call runs
 //! on tokio's blocking pool; writes are rare and reads small.
+//!
+//! A file that exists is checked first (`PRAGMA quick_check`, on a read-only connection, before any
+//! pragma, migration or write): a damaged one is refused with what was found and what to do, and left
+//! byte for byte as it was, rather than served from and written into until it breaks further.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use secrecy::ExposeSecret;
 
 use super::seal::{app_aad, pending_aad, token_aad, Sealer};
@@ -110,6 +114,9 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        if path.exists() {
+            check_integrity(path)?;
+        }
         let mut conn = Connection::open(path).map_err(db)?;
         restrict_permissions(path)?;
         conn.execute_batch(
@@ -179,6 +186,52 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
+}
+
+/// How many of `quick_check`'s findings a refusal repeats (it lists up to 100).
+const FINDINGS_SHOWN: usize = 3;
+
+/// Runs `PRAGMA quick_check` on the existing file at `path` through a read-only connection, so a
+/// damaged file is never written to (not even by a migration or `journal_mode`): `Damaged` with the
+/// first findings when it is not "ok", or when SQLite cannot read it as a database at all. It reads
+/// every page of the file once (the cost is measured by the persistence test in `tests/api/cli.rs`).
+pub fn check_integrity(path: &Path) -> StoreResult<()> {
+    let damaged = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::Damaged(format!("PRAGMA quick_check: {e}"))
+        }
+        _ => db(e),
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(damaged)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(db)?;
+    let mut statement = conn.prepare("PRAGMA quick_check").map_err(damaged)?;
+    let mut rows = statement.query([]).map_err(damaged)?;
+    let mut findings = Vec::new();
+    let mut more = 0usize;
+    while let Some(row) = rows.next().map_err(damaged)? {
+        let finding: String = row.get(0).map_err(damaged)?;
+        if finding == "ok" {
+            continue;
+        }
+        if findings.len() < FINDINGS_SHOWN {
+            findings.push(finding.chars().take(200).collect::<String>());
+        } else {
+            more += 1;
+        }
+    }
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let mut detail = format!("PRAGMA quick_check found: {}", findings.join("; "));
+    if more > 0 {
+        detail.push_str(&format!("; and {more} more"));
+    }
+    Err(StoreError::Damaged(detail))
 }
 
 /// The database holds credentials (sealed, but still): only the sidecar's user may read it.
@@ -714,6 +767,54 @@ mod tests {
             redirect_uri: "urn:ietf:wg:oauth:2.0:oob".into(),
             scope: "read".into(),
             expires_at,
+        }
+    }
+
+    /// Overwrites `len` bytes at `at` with random bytes.
+    fn scribble(path: &Path, at: u64, len: usize) {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut noise = vec![0u8; len];
+        rand::fill(&mut noise[..]);
+        let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.write_all(&noise).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_damaged_file_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let key_text = Sealer::generate_key();
+        let sealer = || Sealer::from_base64(key_text.expose_secret()).unwrap();
+        let store = SqliteStore::open(&path, sealer()).unwrap();
+        for i in 0..200 {
+            store
+                .put_token(&format!("c{i}"), TokenKind::User, &token("t-secret-value"))
+                .await
+                .unwrap();
+        }
+        store.close().await.unwrap();
+        drop(store);
+        check_integrity(&path).expect("a sound file passes");
+        // Random bytes over the last page, then over the header.
+        let size = std::fs::metadata(&path).unwrap().len();
+        let page = 4096;
+        assert!(size >= 2 * page, "{size}");
+        for (at, len) in [(size - page, page as usize), (0, 100)] {
+            scribble(&path, at, len);
+            let before = std::fs::read(&path).unwrap();
+            let e = SqliteStore::open(&path, sealer()).err().expect("refused");
+            assert!(matches!(e, StoreError::Damaged(_)), "{e}");
+            let line = e.to_string();
+            assert!(
+                line.contains("damaged") && line.contains("backup"),
+                "{line}"
+            );
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                before,
+                "not one byte written"
+            );
         }
     }
 

@@ -1,8 +1,10 @@
 //! SOAP 1.1 and 1.2: envelopes in, envelopes and faults out.
 //!
-//! The operation is the local name of the first child of `Body`; its namespace is not checked. Header
+//! The operation is the local name of the one child of `Body`; its namespace is not checked. Header
 //! blocks are ignored unless they demand to be understood (`mustUnderstand`), which no header here is:
-//! such a request gets a `MustUnderstand` fault, as the SOAP specifications require.
+//! such a request gets a `MustUnderstand` fault, as the SOAP specifications require. A repeated
+//! `Header` or `Body`, or a Body with more than one element, is refused: the sidecar would otherwise
+//! run one and silently ignore the rest.
 //!
 //! A result is the element `{operation}Response` in `urn:mastodon-sidecar:v1`, its fields unqualified
 //! and in the order the WSDL's types declare ([`super::entities`]). A fault's `detail` (1.1) or
@@ -65,7 +67,7 @@ impl SoapVersion {
 /// What a request envelope carries.
 pub struct SoapCall {
     pub version: SoapVersion,
-    /// The local name of the Body's first child.
+    /// The local name of the Body's one child.
     pub operation: String,
     pub params: Value,
 }
@@ -83,12 +85,25 @@ pub fn read_envelope(root: &Element) -> Result<SoapCall> {
     };
     let ns = version.namespace();
     let in_envelope = |e: &&Element| e.namespace.as_deref() == Some(ns);
-    if let Some(header) = root
-        .children
-        .iter()
-        .filter(in_envelope)
-        .find(|e| e.local == "Header")
-    {
+    // One Header at most and one Body, holding one operation: anything repeated would leave the
+    // sidecar guessing which one was meant (and ignoring the other), so it is refused.
+    let only = |local: &str| -> Result<Option<&Element>> {
+        let mut found = root
+            .children
+            .iter()
+            .filter(in_envelope)
+            .filter(|e| e.local == local);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(Error::invalid(format!(
+                "the SOAP envelope holds more than one {local}; send one"
+            )));
+        }
+        Ok(first)
+    };
+    let header = only("Header")?;
+    let body = only("Body")?;
+    if let Some(header) = header {
         for block in &header.children {
             let must = block
                 .attribute(Some(ns), "mustUnderstand")
@@ -103,15 +118,22 @@ pub fn read_envelope(root: &Element) -> Result<SoapCall> {
             }
         }
     }
-    let body = root
-        .children
-        .iter()
-        .filter(in_envelope)
-        .find(|e| e.local == "Body")
-        .ok_or_else(|| Error::invalid("the SOAP envelope has no Body"))?;
-    let payload = body.children.first().ok_or_else(|| {
-        Error::invalid("the SOAP Body is empty: it must hold the operation element")
-    })?;
+    let body = body.ok_or_else(|| Error::invalid("the SOAP envelope has no Body"))?;
+    let payload = match body.children.as_slice() {
+        [one] => one,
+        [] => {
+            return Err(Error::invalid(
+                "the SOAP Body is empty: it must hold the operation element",
+            ))
+        }
+        [first, second, ..] => {
+            return Err(Error::invalid(format!(
+                "the SOAP Body holds more than one element (<{}>, <{}>, ...): it must hold the one operation element",
+                first.local.chars().take(64).collect::<String>(),
+                second.local.chars().take(64).collect::<String>()
+            )))
+        }
+    };
     Ok(SoapCall {
         version,
         operation: payload.local.clone(),
@@ -233,6 +255,35 @@ mod tests {
         assert_eq!(call.version, SoapVersion::V11);
         assert_eq!(call.operation, "postStatus");
         assert_eq!(call.params, json!({"status": "hi"}));
+    }
+
+    #[test]
+    fn repeated_bodies_headers_and_operations_are_refused() {
+        let env =
+            |inner: &str| format!(r#"<s:Envelope xmlns:s="{SOAP11_NS}">{inner}</s:Envelope>"#);
+        for (inner, says) in [
+            (
+                "<s:Body><init/></s:Body><s:Body><postStatus/></s:Body>",
+                "more than one Body",
+            ),
+            (
+                "<s:Header/><s:Header/><s:Body><init/></s:Body>",
+                "more than one Header",
+            ),
+            (
+                "<s:Body><init/><postStatus/></s:Body>",
+                "more than one element",
+            ),
+        ] {
+            let e = read_envelope(&xml::parse(env(inner).as_bytes()).unwrap())
+                .err()
+                .unwrap_or_else(|| panic!("{inner} is refused"));
+            assert_eq!(e.kind, ErrorKind::InvalidRequest);
+            assert!(e.detail.contains(says), "{inner}: {}", e.detail);
+        }
+        // Whitespace and comments between them are not elements.
+        let ok = env("<s:Header/>\n<!-- c --><s:Body>\n<init/>\n</s:Body>");
+        assert!(read_envelope(&xml::parse(ok.as_bytes()).unwrap()).is_ok());
     }
 
     #[test]

@@ -316,6 +316,167 @@ fn check_config_names_the_file_the_key_and_the_problem_in_one_line_and_exits_2()
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// `check-config` and `serve` on one configuration (and environment): their exit codes and
+/// stderr. `serve` is given ten seconds to exit, then killed (by its id), answering `None`.
+async fn check_and_serve(
+    dir: &Path,
+    config: &Path,
+    port: u16,
+    env: &[(&str, String)],
+) -> ((Option<i32>, String), (Option<i32>, String)) {
+    let mut check = sidecar_command();
+    check
+        .arg("--config")
+        .arg(config)
+        .arg("check-config")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        check.env(k, v);
+    }
+    let out = check.output().expect("check-config runs");
+    let checked = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    let mut sidecar = Sidecar::start(dir, config, port, env);
+    let served = match sidecar.wait_exit(Duration::from_secs(10)).await {
+        Some(status) => (status.code(), sidecar.stderr()),
+        None => (None, sidecar.stderr()),
+    };
+    assert_no_panic("check-config", &[&checked.1]);
+    assert_no_panic("serve", &[&served.1, &sidecar.stdout()]);
+    (checked, served)
+}
+
+#[tokio::test]
+async fn check_config_and_serve_refuse_the_same_out_of_range_numbers_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base =
+        std::fs::read_to_string(write_config(dir.path(), &format!("127.0.0.1:{port}"), None))
+            .unwrap();
+    let connection = "\n[connections.main]\ninstance = \"https://m.example\"\n";
+    // (case, what the file adds, environment, the key and the value the line names)
+    let huge = i64::MAX.to_string();
+    type Env = Vec<(&'static str, String)>;
+    let cases: Vec<(&str, String, Env, &str, String)> = vec![
+        (
+            "server.max_in_flight = i64::MAX",
+            base.replace("[server]\n", &format!("[server]\nmax_in_flight = {huge}\n")),
+            vec![],
+            "server.max_in_flight",
+            huge.clone(),
+        ),
+        (
+            "a connection's max_in_flight = i64::MAX",
+            format!("{base}{connection}max_in_flight = {huge}\n"),
+            vec![],
+            "connections.main.max_in_flight",
+            huge.clone(),
+        ),
+        (
+            "max_in_flight from the environment",
+            base.clone(),
+            vec![("MASTODON_SIDECAR__SERVER__MAX_IN_FLIGHT", "0".to_owned())],
+            "server.max_in_flight",
+            "0".to_owned(),
+        ),
+        (
+            "drain_delay_ms of a year",
+            base.replace("[server]\n", "[server]\ndrain_delay_ms = 31536000000\n"),
+            vec![],
+            "server.drain_delay_ms",
+            "31536000000".to_owned(),
+        ),
+        (
+            "max_body_bytes of 8 EiB",
+            base.replace(
+                "[server]\n",
+                &format!("[server]\nmax_body_bytes = {huge}\n"),
+            ),
+            vec![],
+            "server.max_body_bytes",
+            huge.clone(),
+        ),
+        (
+            "timeout_ms past ten minutes",
+            format!("{base}{connection}timeout_ms = 600001\n"),
+            vec![],
+            "connections.main.timeout_ms",
+            "600001".to_owned(),
+        ),
+        (
+            "an explicit connect timeout past timeout_ms",
+            format!("{base}{connection}timeout_ms = 800\nconnect_timeout_ms = 900\n"),
+            vec![],
+            "connections.main.connect_timeout_ms",
+            "900".to_owned(),
+        ),
+    ];
+    let config = dir.path().join("ranges.toml");
+    let mut problems = Vec::new();
+    for (case, text, env, key, value) in cases {
+        std::fs::write(&config, &text).unwrap();
+        let ((check_code, check_err), (serve_code, serve_err)) =
+            check_and_serve(dir.path(), &config, port, &env).await;
+        println!(
+            "{case}: check-config {check_code:?} {check_err:?}; serve {serve_code:?} {serve_err:?}"
+        );
+        if check_code != Some(2) || serve_code != Some(2) {
+            problems.push(format!(
+                "{case}: check-config exits {check_code:?}, serve {serve_code:?} (both must be 2)"
+            ));
+        }
+        if check_err.trim() != serve_err.trim() {
+            problems.push(format!(
+                "{case}: check-config says {check_err:?}, serve {serve_err:?}"
+            ));
+        }
+        let line = check_err.trim();
+        if line.lines().count() != 1
+            || !line.contains(key)
+            || !(line.contains("must be from") || line.contains("must not exceed"))
+            || !line.contains(&value)
+        {
+            problems.push(format!(
+                "{case}: the line must name {key}, the range and {value}: {line:?}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn a_short_timeout_alone_passes_check_config_and_serve_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &format!("127.0.0.1:{port}"), None);
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[connections.main]\ninstance = \"https://m.example\"\ntimeout_ms = 800\n";
+    std::fs::write(&config, text).unwrap();
+    let out = sidecar_command()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sidecar = Sidecar::start(dir.path(), &config, port, &[]);
+    sidecar.wait_healthy().await;
+    sidecar.signal("-TERM");
+    let status = sidecar
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", sidecar.stderr());
+}
+
 #[tokio::test]
 async fn the_listen_address_can_be_set_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
@@ -470,6 +631,109 @@ async fn the_apps_and_tokens_obtained_survive_a_kill_9() {
     assert_eq!(status, 200, "createApp after the restart: {again}");
     assert_eq!(again["client_id"], client_id.as_str(), "{again}");
     assert_eq!(standin.apps().len(), 1, "the app was registered again");
+}
+
+#[tokio::test]
+async fn a_damaged_store_is_refused_at_start_in_one_line_and_never_written() {
+    let standin = StandIn::start(Options::default()).await;
+    standin.seed_user_token("tok-cli", "read write");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        Some((&standin.url, Some("tok-cli"))),
+    );
+    // A real store: made by serve, holding a real post.
+    let mut first = Sidecar::start(dir.path(), &config, port, &[]);
+    first.wait_healthy().await;
+    let (status, posted) = first
+        .call("postStatus", json!({"status": "kept in the ledger"}))
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    first.signal("-TERM");
+    let exit = first
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+    assert_eq!(exit.code(), Some(0), "{}", first.stderr());
+    drop(first);
+
+    // 10,000 more ledger rows like it, all folded into the file itself.
+    let path = dir.path().join("store").join("sidecar.db");
+    let page_size: u64 = {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+             INSERT INTO post_ledger (connection, key, fingerprint, state, owner, started_at,
+                 lease_until, doubt_since, status_id, answer, error, retain_until)
+             SELECT connection, key || '-' || i, fingerprint, state, owner, started_at,
+                 lease_until, doubt_since, status_id || '-' || i, answer, error, retain_until
+             FROM post_ledger, n;
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+        let rows: i64 = db
+            .query_row("SELECT count(*) FROM post_ledger", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 10_001);
+        db.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
+    };
+    let size = std::fs::metadata(&path).unwrap().len();
+    let started = std::time::Instant::now();
+    mastodon_sidecar::store::check_integrity(&path).expect("the sound store passes");
+    println!(
+        "quick_check of a store with 10,001 ledger rows ({} KiB, {} pages): {:?}",
+        size / 1024,
+        size / page_size,
+        started.elapsed()
+    );
+
+    // Random bytes over the last page.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut noise = vec![0u8; page_size as usize];
+        rand::fill(&mut noise[..]);
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.seek(SeekFrom::Start(size - page_size)).unwrap();
+        file.write_all(&noise).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+
+    let mut second = Sidecar::start(dir.path(), &config, port, &[]);
+    let exit = second
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("serve refuses a damaged store and exits");
+    let (stderr, stdout) = (second.stderr(), second.stdout());
+    assert_no_panic("damaged store", &[&stderr, &stdout]);
+    // As every other failure to start (a port in use, a wrong key): 1.
+    assert_eq!(exit.code(), Some(1), "stderr {stderr}; stdout {stdout}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+    let line = lines[0];
+    println!("the refusal: {line}");
+    for needle in [
+        path.display().to_string().as_str(),
+        "damaged",
+        "quick_check",
+        "restore it from a backup",
+        "move it aside",
+    ] {
+        assert!(line.contains(needle), "the line lacks {needle:?}: {line}");
+    }
+    assert!(
+        !records(&stdout).iter().any(|r| r["level"] == "ERROR"),
+        "no other error: {stdout}"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the damaged file was written to"
+    );
+    assert!(
+        !std::fs::metadata(path.with_extension("db-wal")).is_ok_and(|m| m.len() > 0),
+        "nothing was written into the WAL either"
+    );
 }
 
 /// The user's browser: opens the authorization URL; Mastodon approves and shows the code (OOB) or

@@ -512,7 +512,7 @@ impl Row {
                 let app = spawn_app_with(Options::default(), |s| {
                     let main = s.connections.get_mut("main").unwrap();
                     main.timeout_ms = 300;
-                    main.connect_timeout_ms = 300;
+                    main.connect_timeout_ms = Some(300);
                 })
                 .await;
                 app.connect_account(Format::Json).await;

@@ -34,7 +34,7 @@ pub async fn app_for(profile: Profile) -> TestApp {
         let main = s.connections.get_mut("main").unwrap();
         main.access_token = Some(SecretString::from("tok"));
         main.timeout_ms = TIMEOUT_MS;
-        main.connect_timeout_ms = TIMEOUT_MS;
+        main.connect_timeout_ms = Some(TIMEOUT_MS);
         main.doubt_settle_ms = Some(SETTLE_MS);
     })
     .await;

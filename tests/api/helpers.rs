@@ -70,7 +70,7 @@ pub fn test_settings(standin: &StandIn, store_dir: &tempfile::TempDir) -> Settin
     let mut main = ConnectionSettings::for_instance(standin.url.parse().unwrap());
     main.scopes = "read write".into();
     main.timeout_ms = 2_000;
-    main.connect_timeout_ms = 1_000;
+    main.connect_timeout_ms = Some(1_000);
     settings.connections.insert("main".into(), main);
     settings
 }

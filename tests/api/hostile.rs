@@ -731,3 +731,216 @@ async fn a_soap_header_with_1000_blocks_is_handled_normally() {
     }
     assert_still_serving(&app).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ambiguous or header-breaking input
+// ---------------------------------------------------------------------------------------------
+
+/// `postStatus` with `inner` as its parameters (XML elements), whole, in `format`.
+fn post_document(format: Format, inner: &str) -> (String, String, Vec<(&'static str, String)>) {
+    let element = format!("<postStatus xmlns=\"urn:x\">{inner}</postStatus>");
+    match format {
+        Format::Json => unreachable!("JSON bodies are written as JSON"),
+        Format::Xml => (
+            "/v1/operations/postStatus".into(),
+            element,
+            vec![("content-type", "application/xml".into())],
+        ),
+        Format::Soap11 => (
+            "/soap".into(),
+            format!("<s:Envelope xmlns:s=\"{SOAP11_NS}\"><s:Body>{element}</s:Body></s:Envelope>"),
+            vec![
+                ("content-type", "text/xml".into()),
+                ("SOAPAction", "\"urn:postStatus\"".into()),
+            ],
+        ),
+        Format::Soap12 => (
+            "/soap".into(),
+            format!("<s:Envelope xmlns:s=\"{SOAP12_NS}\"><s:Body>{element}</s:Body></s:Envelope>"),
+            vec![(
+                "content-type",
+                "application/soap+xml; action=\"urn:postStatus\"".into(),
+            )],
+        ),
+    }
+}
+
+async fn post_xml(app: &TestApp, format: Format, inner: &str) -> Answer {
+    let (path, body, headers) = post_document(format, inner);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.post_raw(&path, &headers, body).await
+}
+
+#[tokio::test]
+async fn control_characters_in_a_parameter_sent_as_a_header_are_invalid_request_in_every_format() {
+    let app = spawn_app().await;
+    app.connect_account(Format::Json).await;
+    // Raw characters (JSON escapes them), and the XML character references that stand for them.
+    let raw = [
+        "a\r\nX-Injected: 1",
+        "nul\u{0}",
+        "tab\tkey",
+        "del\u{7f}",
+        "c1\u{85}",
+        "\n",
+    ];
+    let references = [
+        "a&#13;&#10;X-Injected: 1",
+        "tab&#9;key",
+        "del&#127;",
+        "lf&#xA;",
+    ];
+    for (param, op) in [
+        ("idempotency_key", "postStatus"),
+        ("access_token", "init"),
+        ("instance", "init"),
+    ] {
+        for value in raw {
+            let params = if op == "postStatus" {
+                json!({"status": "hi", param: value})
+            } else {
+                json!({param: value})
+            };
+            let answer = app.call(Format::Json, op, params).await;
+            assert_classified(&answer, Format::Json, "invalid_request", 400);
+            assert!(
+                answer.value()["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("`{param}`")),
+                "{param} {value:?}: {}",
+                answer.body
+            );
+        }
+        for format in XML_FORMATS {
+            for value in references {
+                let answer = if op == "postStatus" {
+                    post_xml(
+                        &app,
+                        format,
+                        &format!("<status>hi</status><{param}>{value}</{param}>"),
+                    )
+                    .await
+                } else {
+                    let inner = format!("<init><{param}>{value}</{param}></init>");
+                    send(&app, format, document(format, "", &inner)).await
+                };
+                assert_classified(&answer, format, "invalid_request", 400);
+                assert!(
+                    answer.body.contains("control character"),
+                    "{param} {value:?} {format:?}: {}",
+                    answer.body
+                );
+            }
+        }
+    }
+    // Nothing was posted, and a printable key still posts.
+    assert!(app.standin.statuses().is_empty());
+    let answer = app
+        .call(
+            Format::Soap12,
+            "postStatus",
+            json!({"status": "hi", "idempotency_key": "order 1042"}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn a_json_key_given_twice_is_invalid_request_naming_it_at_any_depth() {
+    let app = spawn_app().await;
+    app.connect_account(Format::Json).await;
+    for (body, key) in [
+        (r#"{"status":"first","status":"second"}"#, "status"),
+        (
+            r#"{"status":"s","poll":{"options":["a","b"],"expires_in":300,"expires_in":600}}"#,
+            "expires_in",
+        ),
+    ] {
+        let answer = app
+            .post_raw(
+                "/v1/operations/postStatus",
+                &[("content-type", "application/json")],
+                body,
+            )
+            .await;
+        assert_classified(&answer, Format::Json, "invalid_request", 400);
+        let detail = answer.value()["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains(&format!("`{key}` more than once")),
+            "{detail}"
+        );
+    }
+    assert!(app.standin.statuses().is_empty());
+    // A list may repeat a value; that is not a repeated key.
+    let answer = app
+        .call(
+            Format::Json,
+            "postStatus",
+            json!({"status": "s", "poll": {"options": ["a", "a"], "expires_in": 300}}),
+        )
+        .await;
+    assert_ne!(answer.code(), "invalid_request", "{}", answer.body);
+}
+
+#[tokio::test]
+async fn repeated_soap_bodies_headers_and_single_valued_elements_are_invalid_request() {
+    let app = spawn_app().await;
+    app.connect_account(Format::Json).await;
+    for (ns, format) in [(SOAP11_NS, Format::Soap11), (SOAP12_NS, Format::Soap12)] {
+        for (inner, says) in [
+            (
+                "<s:Body><postStatus><status>one</status></postStatus></s:Body><s:Body><postStatus><status>two</status></postStatus></s:Body>",
+                "more than one Body",
+            ),
+            (
+                "<s:Header/><s:Header/><s:Body><postStatus><status>one</status></postStatus></s:Body>",
+                "more than one Header",
+            ),
+            (
+                "<s:Body><postStatus><status>one</status></postStatus><postStatus><status>two</status></postStatus></s:Body>",
+                "more than one element",
+            ),
+        ] {
+            let (path, _, headers) = post_document(format, "");
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let body = format!("<s:Envelope xmlns:s=\"{ns}\">{inner}</s:Envelope>");
+            let answer = app.post_raw(&path, &headers, body).await;
+            assert_classified(&answer, format, "invalid_request", 400);
+            assert!(answer.body.contains(says), "{format:?}: {}", answer.body);
+        }
+    }
+    for format in XML_FORMATS {
+        for (inner, param) in [
+            ("<status>one</status><status>two</status>", "status"),
+            ("<status>s</status><sensitive>true</sensitive><sensitive>false</sensitive>", "sensitive"),
+            (
+                "<status>s</status><poll><options>a</options><options>b</options><expires_in>300</expires_in></poll><poll><options>c</options><options>d</options></poll>",
+                "poll",
+            ),
+            (
+                "<status>s</status><poll><options>a</options><options>b</options><expires_in>300</expires_in><expires_in>600</expires_in></poll>",
+                "poll.expires_in",
+            ),
+        ] {
+            let answer = post_xml(&app, format, inner).await;
+            assert_classified(&answer, format, "invalid_request", 400);
+            assert!(
+                answer.body.contains(&format!("`{param}`")) && answer.body.contains("repeated"),
+                "{format:?} {param}: {}",
+                answer.body
+            );
+        }
+    }
+    assert!(app.standin.statuses().is_empty());
+    // A list parameter repeats its element, as XML lists do.
+    let answer = post_xml(
+        &app,
+        Format::Soap11,
+        "<status>s</status><poll><options>a</options><options>b</options><expires_in>300</expires_in></poll>",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_still_serving(&app).await;
+}

@@ -151,7 +151,7 @@ fn client_for(url: &str) -> MastodonClient {
 fn client_with(url: &str, timeout_ms: u64) -> MastodonClient {
     let mut settings = ConnectionSettings::for_instance(url.parse().unwrap());
     settings.timeout_ms = timeout_ms;
-    settings.connect_timeout_ms = 1_000;
+    settings.connect_timeout_ms = Some(1_000);
     let metrics = Metrics::new().unwrap();
     let breaker = Arc::new(Breaker::new(url, metrics.clone(), BREAKER_COOLDOWN));
     MastodonClient::new("main", &settings, metrics, breaker, false).unwrap()
