@@ -35,6 +35,9 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Larger bodies are refused with `payload_too_large` before they are read whole.
     pub max_body_bytes: usize,
+    /// The bytes of request bodies held at once, across all requests: a body that would go over it is
+    /// refused with `overloaded` (503, Retry-After) instead of waiting. At least `max_body_bytes`.
+    pub max_buffered_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_grace_s: u64,
     /// On SIGTERM, `/readyz` answers 503 at once but new requests are still accepted this long, so a
@@ -59,6 +62,7 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
+            max_buffered_body_bytes: 64 * 1024 * 1024,
             shutdown_grace_s: 10,
             drain_delay_ms: 0,
             request_read_timeout_s: 10,
@@ -427,6 +431,15 @@ impl Settings {
             add(
                 "server.max_body_bytes".into(),
                 "must be at least 1024 bytes".into(),
+            );
+        }
+        if self.server.max_buffered_body_bytes < self.server.max_body_bytes {
+            add(
+                "server.max_buffered_body_bytes".into(),
+                format!(
+                    "must be at least server.max_body_bytes ({}), or no body of that size could be read",
+                    self.server.max_body_bytes
+                ),
             );
         }
         if self.server.request_read_timeout_s == 0 {
