@@ -158,7 +158,7 @@ impl ErrorKind {
             ErrorKind::Internal => "Internal error",
             ErrorKind::HeadersTooLarge => "The request head is too large",
             ErrorKind::UriTooLong => "The request target is too long",
-            ErrorKind::MalformedRequest => "The request is not HTTP",
+            ErrorKind::MalformedRequest => "The request is not well-formed HTTP/1.1",
         }
     }
 

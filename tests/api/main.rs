@@ -15,6 +15,7 @@ mod flow;
 mod helpers;
 mod hostile;
 mod load;
+mod memory;
 mod oauth;
 mod persistence;
 mod postgres;
