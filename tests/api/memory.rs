@@ -158,12 +158,15 @@ fn xml_body(bytes: usize, elements: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// What is sent, where, with which headers, and the status and code expected.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+
 #[tokio::test]
 async fn a_call_without_a_valid_key_or_outside_its_rights_is_refused_before_its_body_is_sent() {
     let app = keyed_app().await;
     let body = xml_body(1024 * 1024 - 1024, 9_000);
     assert!(body.len() <= 1024 * 1024, "{}", body.len());
-    let cases: [(&str, &str, &[(&str, &str)], u16, &str); 5] = [
+    let cases: [Case; 5] = [
         (
             "a wrong key",
             "/v1/operations/postStatus",
