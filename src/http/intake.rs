@@ -347,7 +347,7 @@ pub fn check_head(buf: &[u8], scanned: &mut usize, settings: &ServerSettings) ->
     let mut lengths = 0;
     let mut codings = 0;
     let mut chunked = false;
-    let mut upgrade = false;
+    let mut websocket = false;
     let mut soap_action = None;
     let mut content_type = None;
     for header in request.headers.iter() {
@@ -375,7 +375,9 @@ pub fn check_head(buf: &[u8], scanned: &mut usize, settings: &ServerSettings) ->
                 );
             }
         } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade = true;
+            // actix-http hands over the stream only for a WebSocket upgrade; any other is a request
+            // like another, framed by its length.
+            websocket |= value.is_ok_and(|v| v.eq_ignore_ascii_case("websocket"));
         } else if name.eq_ignore_ascii_case("soapaction") {
             soap_action = value.ok();
         } else if name.eq_ignore_ascii_case("content-type") {
@@ -430,13 +432,16 @@ pub fn check_head(buf: &[u8], scanned: &mut usize, settings: &ServerSettings) ->
             });
         }
     }
-    let framing = if upgrade || method == "CONNECT" {
-        Framing::Opaque
-    } else if chunked {
+    // In actix-http's order: chunked, then a WebSocket upgrade (the stream to its end), then the length;
+    // a CONNECT without a length is a stream too.
+    let framing = if chunked {
         Framing::Chunked
+    } else if websocket {
+        Framing::Opaque
     } else {
         match length {
             Some(n) if n > 0 => Framing::Length(n),
+            _ if method == "CONNECT" => Framing::Opaque,
             _ => Framing::None,
         }
     };

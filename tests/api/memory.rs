@@ -803,3 +803,84 @@ async fn a_thousand_unauthenticated_1_mib_bodies_leave_the_process_memory_small(
     // Far below what buffering the bodies would take (1,000 MiB): catches a regression, not a timing.
     assert!(hwm < 256 * 1024, "peak resident memory {hwm} kB");
 }
+
+#[tokio::test]
+async fn over_tls_the_intake_checks_heads_and_keyed_calls_still_pass() {
+    crate::helpers::logs();
+    let standin = StandIn::start(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert_pem = certified.cert.pem();
+    std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(
+        dir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let mut settings = crate::helpers::test_settings(&standin, &dir);
+    settings.server.tls_cert = Some(dir.path().join("cert.pem"));
+    settings.server.tls_key = Some(dir.path().join("key.pem"));
+    settings.security.api_keys = vec![api_key("memory-all", KEY, &["*"])];
+    let app = mastodon_sidecar::Application::build(settings)
+        .await
+        .expect("the sidecar builds with TLS");
+    let addr = app.local_addr();
+    let shutdown = app.shutdown();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/v1/operations/init", addr.port());
+    // Two keyed calls on one kept-alive TLS connection.
+    for _ in 0..2 {
+        let ok = client
+            .post(&url)
+            .header("x-api-key", KEY)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("https answers");
+        assert_eq!(ok.status(), 200);
+    }
+    // A head over the limit, inside TLS: the contract's 431.
+    let refused = client
+        .post(&url)
+        .header("x-api-key", "k".repeat(64 * 1024))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("https answers the refusal");
+    assert_eq!(refused.status(), 431);
+    assert!(refused.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "headers_too_large", "{body}");
+    // A wrong key with a large body: refused, the body unread.
+    let wrong = client
+        .post(&url)
+        .header("x-api-key", "not-the-key")
+        .header("content-type", "application/json")
+        .body(format!("{{\"pad\":\"{}\"}}", "x".repeat(512 * 1024)))
+        .send()
+        .await;
+    if let Ok(wrong) = wrong {
+        assert_eq!(wrong.status(), 401);
+    }
+    let ok = client
+        .post(&url)
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("https answers");
+    assert_eq!(ok.status(), 200);
+    shutdown.stop().await;
+}
