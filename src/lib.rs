@@ -203,7 +203,20 @@ fn serve(
         .shutdown_timeout(settings.server.shutdown_grace_s);
     let shutdown_signal = builder.graceful_shutdown_signal();
     let callback_path = settings.server.callback_path.clone();
-    let server_settings = Arc::new(settings.server.clone());
+    let admitting = state.clone();
+    let server_settings = Arc::new(http::Policy {
+        server: settings.server.clone(),
+        // The handler's own checks from the head (`handlers::call`), asked for `Expect: 100-continue`.
+        admits: Box::new(move |operation, key| {
+            let state = &admitting;
+            let rights = match state.keys.authenticate(key) {
+                Ok(Some(key)) => operation.is_none_or(|op| key.authorize_operation(op).is_ok()),
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            rights && state.in_flight.available_permits() > 0
+        }),
+    });
     let builder = match tls {
         None => builder.listen("mastodon-sidecar", listener, move || {
             let server = Arc::clone(&server_settings);

@@ -220,12 +220,45 @@ impl Chunk {
 pub enum HeadCheck {
     /// Not complete yet, and not too large so far.
     Partial,
-    /// A head of `len` bytes that actix may parse, and the framing of its body.
+    /// A head of `len` bytes that actix may parse, and the framing of its body. `drop_expect`: the head
+    /// asks for `100 Continue`, but the call will be refused from its head (see [`Policy::admits`]), so
+    /// its `Expect` field is taken out and the refusal is the first and only answer.
     Accept {
         len: usize,
         framing: Framing,
+        drop_expect: bool,
     },
     Refuse(Refusal),
+}
+
+/// What the intake needs to know of the sidecar's policy.
+pub struct Policy {
+    pub server: ServerSettings,
+    /// Would a call of this operation (when the head names one) with this key (as presented) be
+    /// admitted from its head: key, rights, a slot in flight? Asked only for `Expect: 100-continue`.
+    pub admits: Admits,
+}
+
+/// See [`Policy::admits`]: the operation the head names, and the key it presents.
+pub type Admits = Box<dyn Fn(Option<Operation>, Option<&str>) -> bool + Send + Sync>;
+
+impl Policy {
+    /// Every head admitted: no keys, no bound.
+    #[cfg(test)]
+    pub fn open(server: ServerSettings) -> Policy {
+        Policy {
+            server,
+            admits: Box::new(|_, _| true),
+        }
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a checked request's body is framed.
@@ -300,7 +333,8 @@ fn malformed(detail: impl Into<String>, buf: &[u8]) -> HeadCheck {
 
 /// Checks the head at the start of `buf`. `scanned` is how far an earlier call looked for the end of
 /// the head (kept by the caller, so that a head sent byte by byte is not searched over and over).
-pub fn check_head(buf: &[u8], scanned: &mut usize, settings: &ServerSettings) -> HeadCheck {
+pub fn check_head(buf: &[u8], scanned: &mut usize, policy: &Policy) -> HeadCheck {
+    let settings = &policy.server;
     let Some(end) = blank_line_end(buf, scanned.saturating_sub(2)) else {
         *scanned = buf.len();
         if buf.len() > MAX_HEAD_BYTES {
@@ -350,6 +384,9 @@ pub fn check_head(buf: &[u8], scanned: &mut usize, settings: &ServerSettings) ->
     let mut websocket = false;
     let mut soap_action = None;
     let mut content_type = None;
+    let mut expects_continue = false;
+    let mut authorization = None;
+    let mut x_api_key = None;
     for header in request.headers.iter() {
         let name = header.name;
         let value = std::str::from_utf8(header.value).map(str::trim);
@@ -382,6 +419,13 @@ pub fn check_head(buf: &[u8], scanned: &mut usize, settings: &ServerSettings) ->
             soap_action = value.ok();
         } else if name.eq_ignore_ascii_case("content-type") {
             content_type = value.ok();
+        } else if name.eq_ignore_ascii_case("expect") {
+            expects_continue |=
+                value.is_ok_and(|v| v.to_ascii_lowercase().contains("100-continue"));
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = value.ok();
+        } else if name.eq_ignore_ascii_case("x-api-key") {
+            x_api_key = value.ok();
         }
     }
     if http11 && hosts != 1 {
@@ -445,7 +489,32 @@ pub fn check_head(buf: &[u8], scanned: &mut usize, settings: &ServerSettings) ->
             _ => Framing::None,
         }
     };
-    HeadCheck::Accept { len, framing }
+    let calls = operation.is_some() || soap || path.starts_with("/v1/operations/");
+    let drop_expect = expects_continue
+        && http11
+        && calls
+        && !(policy.admits)(
+            operation,
+            crate::security::presented_key(authorization, x_api_key),
+        );
+    HeadCheck::Accept {
+        len,
+        framing,
+        drop_expect,
+    }
+}
+
+/// `head` without its `Expect` fields.
+fn without_expect(head: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    for (i, line) in head.split_inclusive(|b| *b == b'\n').enumerate() {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        if i > 0 && line.contains(&b':') && name.eq_ignore_ascii_case(b"expect") {
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    out
 }
 
 /// The operation a SOAP request names before its body is read: the SOAP 1.1 `SOAPAction` header, or
@@ -507,7 +576,7 @@ fn synthetic_head(head: &[u8]) -> Vec<u8> {
 /// An accepted connection's stream with the intake in front of actix-http; see the module docs.
 pub struct Intake<S> {
     inner: S,
-    settings: Arc<ServerSettings>,
+    policy: Arc<Policy>,
     signals: Rc<Signals>,
     /// Read, not yet passed: the head being gathered (and what followed it).
     inbox: BytesMut,
@@ -525,10 +594,10 @@ pub struct Intake<S> {
 }
 
 impl<S> Intake<S> {
-    pub fn new(inner: S, settings: Arc<ServerSettings>) -> Intake<S> {
+    pub fn new(inner: S, policy: Arc<Policy>) -> Intake<S> {
         Intake {
             inner,
-            settings,
+            policy,
             signals: Rc::new(Signals::default()),
             inbox: BytesMut::new(),
             scanned: 0,
@@ -559,10 +628,19 @@ impl<S> Intake<S> {
     fn classify(&mut self) {
         while !self.inbox.is_empty() {
             match &mut self.frame {
-                Frame::Head => match check_head(&self.inbox, &mut self.scanned, &self.settings) {
+                Frame::Head => match check_head(&self.inbox, &mut self.scanned, &self.policy) {
                     HeadCheck::Partial => return,
-                    HeadCheck::Accept { len, framing } => {
-                        self.pass(len);
+                    HeadCheck::Accept {
+                        len,
+                        framing,
+                        drop_expect,
+                    } => {
+                        if drop_expect {
+                            let head = self.inbox.split_to(len);
+                            self.outbox.extend_from_slice(&without_expect(&head));
+                        } else {
+                            self.pass(len);
+                        }
                         self.scanned = 0;
                         self.frame = match framing {
                             Framing::None => Frame::Head,
@@ -777,12 +855,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Intake<S> {
 mod tests {
     use super::*;
 
-    fn settings() -> ServerSettings {
-        ServerSettings::default()
-    }
-
     fn check(head: &[u8]) -> HeadCheck {
-        check_head(head, &mut 0, &settings())
+        check_head(head, &mut 0, &Policy::open(ServerSettings::default()))
     }
 
     fn refused(head: &[u8]) -> Refusal {
@@ -796,7 +870,7 @@ mod tests {
     fn a_plain_head_passes_with_its_framing() {
         let head = b"POST /v1/operations/init HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
         match check(head) {
-            HeadCheck::Accept { len, framing } => {
+            HeadCheck::Accept { len, framing, .. } => {
                 assert_eq!(len, head.len() - 2);
                 assert_eq!(framing, Framing::Length(2));
             }
@@ -865,6 +939,37 @@ mod tests {
         assert_eq!(r.operation, Some(Operation::PostStatus));
         let soap = b"POST /soap HTTP/1.1\r\nHost: x\r\nSOAPAction: \"urn:init\"\r\nContent-Length: 99999999\r\n\r\n";
         assert_eq!(refused(soap).operation, Some(Operation::Init));
+    }
+
+    #[test]
+    fn an_expect_of_a_call_that_will_be_refused_is_dropped() {
+        let head = b"POST /v1/operations/init HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-API-Key: k\r\nContent-Length: 2\r\n\r\n";
+        let refusing = Policy {
+            server: ServerSettings::default(),
+            admits: Box::new(|op, key| {
+                assert_eq!((op, key), (Some(Operation::Init), Some("k")));
+                false
+            }),
+        };
+        assert!(matches!(
+            check_head(head, &mut 0, &refusing),
+            HeadCheck::Accept {
+                drop_expect: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(head),
+            HeadCheck::Accept {
+                drop_expect: false,
+                ..
+            }
+        ));
+        let stripped = without_expect(head);
+        assert_eq!(
+            stripped,
+            b"POST /v1/operations/init HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Length: 2\r\n\r\n"
+        );
     }
 
     #[test]
@@ -946,7 +1051,7 @@ mod tests {
             });
             let started = std::time::Instant::now();
             let read = if through_intake {
-                let intake = Intake::new(server, Arc::new(ServerSettings::default()));
+                let intake = Intake::new(server, Arc::new(Policy::open(ServerSettings::default())));
                 pump(intake).await
             } else {
                 pump(server).await

@@ -72,5 +72,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, callback_path: &str) {
     .default_service(web::to(handlers::not_found));
 }
 
-pub use intake::{ConnectionSignals, Intake};
+pub use intake::{ConnectionSignals, Intake, Policy};
 pub use middleware::correlate;

@@ -451,6 +451,21 @@ async fn expect_100_continue_with_a_length_over_the_limit_gets_413_and_no_contin
     .await;
     assert_problem(&answer, 413, "payload_too_large");
     assert!(closed.is_ok(), "{closed:?}");
+    // A call its head already refuses gets the refusal, not 100 Continue: its body is never asked for.
+    for (key, status, code) in [
+        ("not-the-key", 401, "unauthenticated"),
+        (INIT_ONLY_KEY, 403, "forbidden"),
+    ] {
+        let mut stream = TcpStream::connect(host_port(&app)).await.unwrap();
+        let head = format!(
+            "POST /v1/operations/postStatus HTTP/1.1\r\nhost: s\r\nx-api-key: {key}\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 1000\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let (answer, rest) = read_answer(&mut stream).await;
+        assert_eq!(answer.status, status, "{}", answer.body);
+        assert_eq!(answer.code(), code, "{}", answer.body);
+        assert!(!String::from_utf8_lossy(&rest).contains("100 Continue"));
+    }
     // A body within the limit still gets its 100 Continue, then its answer.
     let mut stream = TcpStream::connect(host_port(&app)).await.unwrap();
     let head = format!(
