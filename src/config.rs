@@ -35,6 +35,9 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Larger bodies are refused with `payload_too_large` before they are read whole.
     pub max_body_bytes: usize,
+    /// The bytes of request bodies held at once, across all requests: a body that would go over it is
+    /// refused with `overloaded` (503, Retry-After) instead of waiting. At least `max_body_bytes`.
+    pub max_buffered_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_grace_s: u64,
     /// On SIGTERM, `/readyz` answers 503 at once but new requests are still accepted this long, so a
@@ -59,6 +62,7 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
+            max_buffered_body_bytes: 64 * 1024 * 1024,
             shutdown_grace_s: 10,
             drain_delay_ms: 0,
             request_read_timeout_s: 10,
@@ -143,6 +147,7 @@ fn wide(n: usize) -> Option<u64> {
 #[rustfmt::skip]
 pub const BOUNDS: &[Bound<Settings>] = &[
     Bound { key: "server.max_body_bytes", min: 1024, max: 1 << 30, unit: "bytes", read: |s| wide(s.server.max_body_bytes) },
+    Bound { key: "server.max_buffered_body_bytes", min: 1024, max: 1 << 34, unit: "bytes", read: |s| wide(s.server.max_buffered_body_bytes) },
     Bound { key: "server.shutdown_grace_s", min: 0, max: 3_600, unit: "s", read: |s| Some(s.server.shutdown_grace_s) },
     Bound { key: "server.drain_delay_ms", min: 0, max: 600_000, unit: "ms", read: |s| Some(s.server.drain_delay_ms) },
     Bound { key: "server.request_read_timeout_s", min: 1, max: 3_600, unit: "s", read: |s| Some(s.server.request_read_timeout_s) },
@@ -502,6 +507,18 @@ impl Settings {
             if let Some(message) = bound.check(self) {
                 add(bound.key.into(), message);
             }
+        }
+        // Only once max_body_bytes is in its own range: an out-of-range value is reported once.
+        if self.server.max_body_bytes <= 1 << 30
+            && self.server.max_buffered_body_bytes < self.server.max_body_bytes
+        {
+            add(
+                "server.max_buffered_body_bytes".into(),
+                format!(
+                    "must be at least server.max_body_bytes ({}), or no body of that size could be read",
+                    self.server.max_body_bytes
+                ),
+            );
         }
         match (&self.server.tls_cert, &self.server.tls_key) {
             (Some(_), None) => add(

@@ -33,11 +33,17 @@ pub enum ErrorKind {
     /// The server answered success but dropped or changed what the caller asked for.
     UpstreamIgnored,
     Internal,
+    /// The HTTP layer refused the head: over its size, or more header fields than it takes (431).
+    HeadersTooLarge,
+    /// The HTTP layer refused the request target as too long (414).
+    UriTooLong,
+    /// The HTTP layer could not read the request as HTTP/1.1 (400).
+    MalformedRequest,
 }
 
 impl ErrorKind {
     /// Every kind, for tests and documents that walk the table.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::InvalidRequest,
         ErrorKind::ValidationFailed,
         ErrorKind::Unauthenticated,
@@ -56,6 +62,9 @@ impl ErrorKind {
         ErrorKind::OutcomeUnknown,
         ErrorKind::UpstreamIgnored,
         ErrorKind::Internal,
+        ErrorKind::HeadersTooLarge,
+        ErrorKind::UriTooLong,
+        ErrorKind::MalformedRequest,
     ];
 
     /// The stable, machine-readable code callers branch on.
@@ -79,6 +88,9 @@ impl ErrorKind {
             ErrorKind::OutcomeUnknown => "outcome_unknown",
             ErrorKind::UpstreamIgnored => "upstream_ignored",
             ErrorKind::Internal => "internal",
+            ErrorKind::HeadersTooLarge => "headers_too_large",
+            ErrorKind::UriTooLong => "uri_too_long",
+            ErrorKind::MalformedRequest => "malformed_request",
         }
     }
 
@@ -103,6 +115,9 @@ impl ErrorKind {
             ErrorKind::OutcomeUnknown => 502,
             ErrorKind::UpstreamIgnored => 502,
             ErrorKind::Internal => 500,
+            ErrorKind::HeadersTooLarge => 431,
+            ErrorKind::UriTooLong => 414,
+            ErrorKind::MalformedRequest => 400,
         }
     }
 
@@ -141,6 +156,9 @@ impl ErrorKind {
             ErrorKind::OutcomeUnknown => "The post may exist",
             ErrorKind::UpstreamIgnored => "The server ignored part of the request",
             ErrorKind::Internal => "Internal error",
+            ErrorKind::HeadersTooLarge => "The request head is too large",
+            ErrorKind::UriTooLong => "The request target is too long",
+            ErrorKind::MalformedRequest => "The request is not well-formed HTTP/1.1",
         }
     }
 
@@ -277,7 +295,12 @@ mod tests {
         for kind in ErrorKind::ALL {
             let status = kind.http_status();
             assert!((400..600).contains(&status), "{kind}");
-            assert_eq!(kind.blames_sender(), status < 429, "{kind}");
+            // 429 is Mastodon's rate limit: not the sender's fault; 431 is.
+            assert_eq!(
+                kind.blames_sender(),
+                status < 500 && status != 429,
+                "{kind}"
+            );
         }
     }
 

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -109,7 +109,14 @@ impl Application {
         let state = web::Data::new(http::AppState {
             core: Arc::clone(&core),
             metrics,
-            max_body_bytes: settings.server.max_body_bytes,
+            server: Arc::new(settings.server.clone()),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                settings
+                    .server
+                    .max_buffered_body_bytes
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            tls: tls.is_some(),
             draining: Arc::clone(&draining),
             in_flight: Arc::new(tokio::sync::Semaphore::new(settings.server.max_in_flight)),
             request_read_timeout: std::time::Duration::from_secs(
@@ -117,23 +124,8 @@ impl Application {
             ),
             keys,
         });
-        let callback_path = settings.server.callback_path.clone();
-        let server = HttpServer::new(move || {
-            let callback_path = callback_path.clone();
-            App::new()
-                .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(http::correlate))
-                .configure(move |cfg| http::configure(cfg, &callback_path))
-        })
-        // Signals are handled in `run_until_stopped`, so that readiness turns off before draining.
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace_s);
-        let server = match tls {
-            Some(config) => server.listen_rustls_0_23(listener, config),
-            None => server.listen(listener),
-        }
-        .map_err(|source| StartError::Listen { addr, source })?
-        .run();
+        let server = serve(listener, tls, &settings, state)
+            .map_err(|source| StartError::Listen { addr, source })?;
         Ok(Application {
             server,
             addr,
@@ -188,6 +180,130 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// The HTTP server on `listener`: actix-web's application behind actix-http's HTTP/1 service, with
+/// the intake ([`http::Intake`]) between the accepted stream (after TLS, when TLS is on) and the
+/// HTTP/1 parser. It is what `HttpServer` assembles, plus the intake: keep-alive, the head and
+/// disconnect timeouts, and graceful shutdown (idle keep-alive connections close when stopping) are
+/// set as `HttpServer` sets them.
+fn serve(
+    listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    settings: &Settings,
+    state: web::Data<http::AppState>,
+) -> std::io::Result<Server> {
+    use actix_http::error::DispatchError;
+    use actix_http::Protocol;
+    use actix_service::{fn_service, ServiceFactoryExt};
+    use tokio::net::TcpStream;
+
+    let builder = actix_server::Server::build()
+        // Signals are handled in `run_until_stopped`, so that readiness turns off before draining.
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_grace_s);
+    let shutdown_signal = builder.graceful_shutdown_signal();
+    let callback_path = settings.server.callback_path.clone();
+    let admitting = state.clone();
+    let server_settings = Arc::new(http::Policy {
+        server: settings.server.clone(),
+        // The handler's own checks from the head (`handlers::call`), asked for `Expect: 100-continue`.
+        admits: Box::new(move |operation, key| {
+            let state = &admitting;
+            let rights = match state.keys.authenticate(key) {
+                Ok(Some(key)) => operation.is_none_or(|op| key.authorize_operation(op).is_ok()),
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            rights && state.in_flight.available_permits() > 0
+        }),
+    });
+    let builder = match tls {
+        None => builder.listen("mastodon-sidecar", listener, move || {
+            let server = Arc::clone(&server_settings);
+            let http = http_service(
+                state.clone(),
+                callback_path.clone(),
+                shutdown_signal.clone(),
+            );
+            fn_service(move |io: TcpStream| {
+                let peer = io.peer_addr().ok();
+                let intake = http::Intake::new(io, Arc::clone(&server));
+                async move { Ok::<_, DispatchError>((intake, Protocol::Http1, peer)) }
+            })
+            .and_then(http)
+        })?,
+        Some(mut config) => {
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let acceptor = actix_tls::accept::rustls_0_23::Acceptor::new(config);
+            builder.listen("mastodon-sidecar-tls", listener, move || {
+                let server = Arc::clone(&server_settings);
+                let http = http_service(
+                    state.clone(),
+                    callback_path.clone(),
+                    shutdown_signal.clone(),
+                );
+                acceptor
+                    .clone()
+                    .map_err(|e| {
+                        tracing::debug!(error = ?e, "TLS handshake failed");
+                        DispatchError::Io(std::io::Error::other("TLS handshake failed"))
+                    })
+                    .map_init_err(|_| ())
+                    .and_then(fn_service(
+                        move |io: actix_tls::accept::rustls_0_23::TlsStream<TcpStream>| {
+                            let peer = io.get_ref().0.peer_addr().ok();
+                            let intake = http::Intake::new(io, Arc::clone(&server));
+                            async move { Ok::<_, DispatchError>((intake, Protocol::Http1, peer)) }
+                        },
+                    ))
+                    .and_then(http)
+            })?
+        }
+    };
+    Ok(builder.run())
+}
+
+/// The application and the HTTP/1 service around it, built once per worker thread, for streams of
+/// type `T` behind the intake.
+fn http_service<T>(
+    state: web::Data<http::AppState>,
+    callback_path: String,
+    shutdown_signal: actix_server::GracefulShutdownSignal,
+) -> impl actix_service::ServiceFactory<
+    (http::Intake<T>, actix_http::Protocol, Option<SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = actix_http::error::DispatchError,
+    InitError = (),
+>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    use actix_http::{HttpService, KeepAlive};
+    use actix_service::{map_config, ServiceFactoryExt};
+    let app = App::new()
+        .app_data(state)
+        .wrap(actix_web::middleware::from_fn(http::correlate))
+        .configure(move |cfg| http::configure(cfg, &callback_path));
+    HttpService::build()
+        .graceful_shutdown_signal(move || {
+            let signal = shutdown_signal.clone();
+            async move { signal.notified().await }
+        })
+        // As `HttpServer` sets them.
+        .keep_alive(KeepAlive::default())
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
+        .h1_allow_half_closed(true)
+        .on_connect_ext(|io: &http::Intake<T>, ext: &mut actix_http::Extensions| {
+            ext.insert(io.signals());
+        })
+        .finish(map_config(
+            actix_service::IntoServiceFactory::into_factory(app)
+                .map_err(|e: actix_web::Error| e.error_response()),
+            |_| actix_web::dev::AppConfig::default(),
+        ))
 }
 
 /// The TLS configuration of `server.tls_cert` and `server.tls_key` (PEM), with rustls' `ring` provider.

@@ -243,20 +243,7 @@ impl ApiKey {
     /// May this key call `operation` on `connection` (the connection the call uses, when it can be
     /// told)? `forbidden` when not.
     pub fn authorize(&self, operation: Operation, connection: Option<&str>) -> Result<(), Error> {
-        if !self.operations.allows(&operation) {
-            let allowed = match &self.operations {
-                Scope::All => String::new(),
-                Scope::Only(ops) => ops
-                    .iter()
-                    .map(|op| op.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            };
-            return Err(Error::forbidden(format!(
-                "API key {:?} may not call {operation}; it may call {allowed} (security.api_keys)",
-                self.name
-            )));
-        }
+        self.authorize_operation(operation)?;
         let Scope::Only(connections) = &self.connections else {
             return Ok(());
         };
@@ -273,6 +260,26 @@ impl ApiKey {
                 connections.join(", ")
             ))),
         }
+    }
+
+    /// May this key call `operation` at all? What the request head already tells, checked before the
+    /// body is read; [`ApiKey::authorize`] checks the connection once the body is decoded.
+    pub fn authorize_operation(&self, operation: Operation) -> Result<(), Error> {
+        if !self.operations.allows(&operation) {
+            let allowed = match &self.operations {
+                Scope::All => String::new(),
+                Scope::Only(ops) => ops
+                    .iter()
+                    .map(|op| op.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            return Err(Error::forbidden(format!(
+                "API key {:?} may not call {operation}; it may call {allowed} (security.api_keys)",
+                self.name
+            )));
+        }
+        Ok(())
     }
 }
 

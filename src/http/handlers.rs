@@ -6,10 +6,15 @@ use std::time::Instant;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{AppState, CorrelationId};
+use super::intake::soap_operation;
+use super::limits::{body_limit_for, body_limit_setting};
+use super::{AppState, ConnectionSignals, CorrelationId};
 use crate::error::{Error, ErrorKind};
 use crate::operations::{self, CallContext, Operation};
 use crate::security::{self, ApiKey};
@@ -22,15 +27,12 @@ pub async fn operation(
 ) -> HttpResponse {
     let name = req.match_info().get("operation").unwrap_or_default();
     let meta = request_meta(req.headers());
-    let decoded = match read_body(&req, payload, &state).await {
-        Ok(body) => wire::decode_operation_request(name, &meta, &body),
-        Err(error) => Err(Rejected {
-            format: meta.fallback_format(false),
-            operation: Operation::from_name(name),
-            error,
-        }),
-    };
-    run(&state, &req, decoded).await
+    let operation = Operation::from_name(name);
+    let format = meta.fallback_format(false);
+    call(&state, &req, payload, format, operation, |body| {
+        wire::decode_operation_request(name, &meta, body)
+    })
+    .await
 }
 
 pub async fn soap(
@@ -39,82 +41,123 @@ pub async fn soap(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let meta = request_meta(req.headers());
-    let decoded = match read_body(&req, payload, &state).await {
-        Ok(body) => wire::decode_soap_request(&meta, &body),
-        Err(error) => Err(Rejected {
-            format: meta.fallback_format(true),
-            operation: None,
-            error,
-        }),
-    };
-    run(&state, &req, decoded).await
+    let operation = soap_operation(meta.soap_action, meta.content_type);
+    let format = meta.fallback_format(true);
+    call(&state, &req, payload, format, operation, |body| {
+        wire::decode_soap_request(&meta, body)
+    })
+    .await
 }
 
-/// Runs a decoded call (or answers its rejection), and records it. The caller's key is checked here,
-/// after decoding, so that a refusal comes in the caller's format and is counted like any outcome:
-/// without a valid key (when keys are configured) every call is `unauthenticated`, whatever its body;
-/// a key outside its rights makes a decoded call `forbidden`.
-async fn run(
+/// One operation call, in this order: the caller's key, the rights the head already tells (the
+/// operation named by the path or the SOAP action) and the bound on calls in flight are checked
+/// BEFORE a byte of the body is read, so a caller that is refused costs no buffer, whatever its body;
+/// then the body is read within its limit and the shared budget, decoded, checked against the key's
+/// connections, and run. Every refusal is rendered in the caller's format (told from the headers
+/// until the body is decoded), logged and counted like any outcome.
+async fn call(
     state: &AppState,
     req: &HttpRequest,
-    decoded: Result<Decoded, Rejected>,
+    mut payload: web::Payload,
+    format: Format,
+    operation: Option<Operation>,
+    decode: impl FnOnce(&[u8]) -> Result<Decoded, Rejected>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let correlation_id = correlation_id(req);
     let caller = state.keys.authenticate(presented_key(req.headers()));
-    let key = caller.as_ref().ok().copied().flatten().map(ApiKey::name);
-    let admitted = match (decoded, &caller) {
-        (Ok(call), Ok(Some(key))) => {
+    let key = caller.as_ref().ok().copied().flatten();
+    let refused = |error: Error| Outcome::Refused {
+        transport: format.transport(),
+        rejected: Rejected {
+            format,
+            operation,
+            error,
+        },
+    };
+    let admitted = match (&caller, key, operation) {
+        (Err(error), _, _) => Err(error.clone()),
+        (Ok(_), Some(key), Some(op)) => key.authorize_operation(op),
+        _ => Ok(()),
+    };
+    // Bounded, not queued: past the bound a caller learns at once and can retry elsewhere.
+    let permit = match admitted.and_then(|()| {
+        state.in_flight.try_acquire().map_err(|_| {
+            Error::overloaded(
+                "the sidecar has as many calls in flight as server.max_in_flight allows; retry shortly",
+            )
+        })
+    }) {
+        Ok(permit) => permit,
+        Err(error) => {
+            discard_unread(req, &mut payload);
+            return finish(state, req, started, key, refused(error)).await;
+        }
+    };
+    let (body, _held) = match read_body(req, &mut payload, state, operation).await {
+        Ok(read) => read,
+        Err(error) => {
+            discard_unread(req, &mut payload);
+            return finish(state, req, started, key, refused(error)).await;
+        }
+    };
+    let outcome = match decode(&body) {
+        Ok(call) => {
             let connection = security::call_connection(&state.core, call.operation, &call.params);
-            match key.authorize(call.operation, connection.as_deref()) {
-                Ok(()) => Ok(call),
-                Err(error) => Err((
-                    call.request_format.transport(),
-                    Rejected {
+            match key.map_or(Ok(()), |k| {
+                k.authorize(call.operation, connection.as_deref())
+            }) {
+                Ok(()) => Outcome::Admitted(call),
+                Err(error) => Outcome::Refused {
+                    transport: call.request_format.transport(),
+                    rejected: Rejected {
                         format: call.response_format,
                         operation: Some(call.operation),
                         error,
                     },
-                )),
+                },
             }
         }
-        (Ok(call), Ok(None)) => Ok(call),
-        (Ok(call), Err(error)) => Err((
-            call.request_format.transport(),
-            Rejected {
-                format: call.response_format,
-                operation: Some(call.operation),
-                error: error.clone(),
-            },
-        )),
-        (Err(rejected), Err(error)) => Err((
-            rejected.format.transport(),
-            Rejected {
-                error: error.clone(),
-                ..rejected
-            },
-        )),
-        (Err(rejected), Ok(_)) => Err((rejected.format.transport(), rejected)),
+        Err(rejected) => Outcome::Refused {
+            transport: rejected.format.transport(),
+            rejected,
+        },
     };
-    let (operation, transport, outcome) = match admitted {
-        Ok(call) => {
+    drop(body);
+    let response = finish(state, req, started, key, outcome).await;
+    drop(permit);
+    response
+}
+
+/// A call past its checks, or refused with what is known for rendering the refusal.
+enum Outcome {
+    Admitted(Decoded),
+    Refused {
+        transport: &'static str,
+        rejected: Rejected,
+    },
+}
+
+/// Runs an admitted call (or answers a refusal), records it and renders the answer. `key` is the
+/// caller's key when it presented a known one.
+async fn finish(
+    state: &AppState,
+    req: &HttpRequest,
+    started: Instant,
+    key: Option<&ApiKey>,
+    outcome: Outcome,
+) -> HttpResponse {
+    let correlation_id = correlation_id(req);
+    let call_api = state.keys.call_api_routes(key);
+    let key = key.map(ApiKey::name);
+    let (operation, transport, kind, reply) = match outcome {
+        Outcome::Admitted(call) => {
             let cx = CallContext {
                 correlation_id: correlation_id.clone(),
                 operation: call.operation,
-                call_api: state
-                    .keys
-                    .call_api_routes(caller.as_ref().ok().copied().flatten()),
+                call_api,
             };
-            // Bounded, not queued: past the bound a caller learns at once and can retry elsewhere.
-            let result = match state.in_flight.try_acquire() {
-                Ok(_permit) => {
-                    operations::execute(&state.core, call.operation, call.params, &cx).await
-                }
-                Err(_) => Err(Error::overloaded(
-                    "the sidecar has as many calls in flight as server.max_in_flight allows; retry shortly",
-                )),
-            };
-            let outcome = result.as_ref().err().map(|e| e.kind);
+            let result = operations::execute(&state.core, call.operation, call.params, &cx).await;
+            let kind = result.as_ref().err().map(|e| e.kind);
             let reply = match &result {
                 Ok(value) => wire::success(call.response_format, call.operation, value),
                 Err(e) => failed(
@@ -128,10 +171,14 @@ async fn run(
             (
                 Some(call.operation),
                 call.request_format.transport(),
-                (outcome, reply),
+                kind,
+                reply,
             )
         }
-        Err((transport, rejected)) => {
+        Outcome::Refused {
+            transport,
+            rejected,
+        } => {
             let reply = failed(
                 rejected.format,
                 &rejected.error,
@@ -142,11 +189,11 @@ async fn run(
             (
                 rejected.operation,
                 transport,
-                (Some(rejected.error.kind), reply),
+                Some(rejected.error.kind),
+                reply,
             )
         }
     };
-    let (kind, reply) = outcome;
     state.metrics.observe_operation(
         operation.map_or("unknown", Operation::name),
         transport,
@@ -161,6 +208,56 @@ async fn run(
         );
     }
     response
+}
+
+/// A call was answered before its body was read whole. When more of the body is still to come, actix
+/// closes the connection after the answer; the intake is told to drop that rest instead of letting
+/// actix buffer it while the connection lingers.
+fn discard_unread(req: &HttpRequest, payload: &mut web::Payload) {
+    use futures_util::FutureExt;
+    loop {
+        match payload.next().now_or_never() {
+            // Already buffered: dropped.
+            Some(Some(Ok(_))) => continue,
+            // The body ended (or broke, and actix closes): nothing is coming.
+            Some(None | Some(Err(_))) => return,
+            None => break,
+        }
+    }
+    if let Some(signals) = req.conn_data::<ConnectionSignals>() {
+        signals.0.discard_input();
+    }
+}
+
+/// `GET /_sidecar/refused`: the synthetic request the intake sends in place of a head it refused
+/// (too large, too many fields, too long a target, not HTTP, a body announced over its limit). It
+/// answers that refusal in the contract's error shape, in the format the refused head's
+/// Content-Type/Accept ask for, and the connection closes after it. Without a refusal waiting (a
+/// caller asked for this path itself), it is an unknown route.
+pub async fn refused(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(refusal) = req
+        .conn_data::<ConnectionSignals>()
+        .and_then(|signals| signals.0.take_refusal())
+    else {
+        return not_found(req).await;
+    };
+    let meta = request_meta(req.headers());
+    let format = meta.fallback_format(refusal.soap);
+    let error = Error::new(refusal.kind, refusal.detail);
+    let reply = failed(
+        format,
+        &error,
+        refusal.operation,
+        &correlation_id(&req),
+        None,
+    );
+    state.metrics.observe_operation(
+        refusal.operation.map_or("unknown", Operation::name),
+        format.transport(),
+        error.kind.code(),
+        0.0,
+    );
+    respond(reply)
 }
 
 /// The API key the request carries (`X-API-Key`, or `Authorization: Bearer`).
@@ -217,37 +314,59 @@ fn correlation_id(req: &HttpRequest) -> String {
 }
 
 /// Reads the body within `server.request_read_timeout_s`, refusing it as soon as it is known to
-/// exceed `server.max_body_bytes`.
+/// exceed the operation's limit ([`body_limit_for`]), and holding its bytes against the budget all
+/// requests share (`server.max_buffered_body_bytes`): the permit comes back with the body and is
+/// held until the call ends.
 async fn read_body(
     req: &HttpRequest,
-    payload: web::Payload,
+    payload: &mut web::Payload,
     state: &AppState,
-) -> Result<Bytes, Error> {
+    operation: Option<Operation>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Error> {
     let timeout = state.request_read_timeout;
-    tokio::time::timeout(
-        timeout,
-        read_body_bounded(req, payload, state.max_body_bytes),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(Error::invalid(format!(
-            "the body did not arrive within {} s (server.request_read_timeout_s)",
-            timeout.as_secs()
-        )))
-    })
+    let limit = body_limit_for(&state.server, operation);
+    let read = read_body_bounded(
+        req,
+        payload,
+        limit,
+        body_limit_setting(operation),
+        &state.body_budget,
+    );
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::invalid(format!(
+                "the body did not arrive within {} s (server.request_read_timeout_s)",
+                timeout.as_secs()
+            )))
+        })
 }
 
-/// Reads the body, refusing it as soon as it is known to exceed `limit`.
+/// Reads the body, refusing it as soon as it is known to exceed `limit`, and taking its bytes from
+/// `budget` before they are buffered (`overloaded` when the budget is spent).
 async fn read_body_bounded(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: &mut web::Payload,
     limit: usize,
-) -> Result<Bytes, Error> {
+    setting: &str,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Error> {
     let too_large = || {
         Error::new(
             ErrorKind::PayloadTooLarge,
-            format!("the body exceeds {limit} bytes (server.max_body_bytes)"),
+            format!("the body exceeds {limit} bytes ({setting})"),
         )
+    };
+    let spent = || {
+        Error::overloaded(
+            "the sidecar holds as many request bodies as server.max_buffered_body_bytes allows; retry shortly",
+        )
+    };
+    let take = |bytes: usize| {
+        let bytes = u32::try_from(bytes).map_err(|_| too_large())?;
+        Arc::clone(budget)
+            .try_acquire_many_owned(bytes)
+            .map_err(|_| spent())
     };
     let declared = req
         .headers()
@@ -257,6 +376,11 @@ async fn read_body_bounded(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    // An announced length is reserved whole, before anything is read; otherwise chunk by chunk.
+    let mut held = match declared {
+        Some(n) if n > 0 => Some(take(n)?),
+        _ => None,
+    };
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -264,9 +388,16 @@ async fn read_body_bounded(
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
+        if declared.is_none_or(|n| body.len() + chunk.len() > n) {
+            let more = take(chunk.len())?;
+            match held.as_mut() {
+                Some(permit) => permit.merge(more),
+                None => held = Some(more),
+            }
+        }
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    Ok((body.freeze(), held))
 }
 
 /// `GET /oauth/callback?code=..&state=..`: finishes an authorization and answers a page for a person.
@@ -336,13 +467,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /soap?wsdl` (the query's name in any case): the WSDL, its ports at the URL it was fetched
 /// from. Any other GET of `/soap` is refused like every method but POST. No key is needed.
-pub async fn wsdl(req: HttpRequest) -> HttpResponse {
+pub async fn wsdl(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let asks_for_wsdl = url::form_urlencoded::parse(req.query_string().as_bytes())
         .any(|(name, _)| name.eq_ignore_ascii_case("wsdl"));
     if !asks_for_wsdl {
         return method_not_allowed(req).await;
     }
-    let endpoint = format!("{}/soap", base_url(&req));
+    let endpoint = format!("{}/soap", base_url(&req, state.tls));
     HttpResponse::Ok()
         .content_type("text/xml; charset=utf-8")
         .body(wire::wsdl::document(&endpoint))
@@ -350,8 +481,8 @@ pub async fn wsdl(req: HttpRequest) -> HttpResponse {
 
 /// `GET /openapi.json`: the OpenAPI description of the JSON API, its server the URL it was fetched
 /// from. No key is needed.
-pub async fn openapi(req: HttpRequest) -> HttpResponse {
-    let document = wire::openapi::document(&base_url(&req));
+pub async fn openapi(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let document = wire::openapi::document(&base_url(&req, state.tls));
     HttpResponse::Ok()
         .content_type("application/json")
         .body(wire::json::render(&document))
@@ -361,13 +492,16 @@ pub async fn openapi(req: HttpRequest) -> HttpResponse {
 /// `Forwarded`/`X-Forwarded-Proto`, when present) and the host the caller named. What cannot be read,
 /// or is not a plain scheme or host, falls back to `http` and `127.0.0.1:8080`: the value goes into
 /// documents a tool will fetch from, so nothing but a host name, an address and a port passes.
-fn base_url(req: &HttpRequest) -> String {
-    // actix reads `Forwarded`, then `X-Forwarded-Proto`, then whether the listener has TLS.
-    let scheme = if req.connection_info().scheme().eq_ignore_ascii_case("https") {
-        "https"
+fn base_url(req: &HttpRequest, tls: bool) -> String {
+    // actix reads `Forwarded`, then `X-Forwarded-Proto`; without either, the listener tells.
+    let proxied = req.headers().contains_key(header::FORWARDED)
+        || req.headers().contains_key("x-forwarded-proto");
+    let https = if proxied {
+        req.connection_info().scheme().eq_ignore_ascii_case("https")
     } else {
-        "http"
+        tls
     };
+    let scheme = if https { "https" } else { "http" };
     let host = req
         .headers()
         .get(header::HOST)

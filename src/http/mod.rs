@@ -5,12 +5,20 @@
 //! in `operations/` (what to do) and `wire/` (how it looks). Every answer, including a framework-level
 //! failure such as an unknown route, is rendered through the same error classification.
 //!
-//! Operation calls (`/v1/operations/{operation}`, `/soap`) need an API key when keys are configured; the
-//! check runs inside the same flow (`handlers::run`), so a refusal is rendered, logged and counted like
-//! any outcome. `/healthz`, `/readyz`, `/metrics`, the OAuth callback and the two documents
+//! Every request head has passed the intake first (`intake.rs`): a head actix-http could not take, or
+//! one announcing a body over its operation's limit ([`limits::body_limit_for`]), is answered there in
+//! the contract's error shape and never reaches a handler.
+//!
+//! Operation calls (`/v1/operations/{operation}`, `/soap`) need an API key when keys are configured. The
+//! key, the rights the head already decides (the operation in the path, or the SOAP action) and
+//! `server.max_in_flight` are checked before a byte of the body is read, and a body is read only
+//! within the budget `server.max_buffered_body_bytes` shares among all requests; the refusal is
+//! rendered, logged and counted like any outcome. `/healthz`, `/readyz`, `/metrics`, the OAuth callback and the two documents
 //! (`GET /soap?wsdl`, `GET /openapi.json`) need none.
 
 mod handlers;
+mod intake;
+pub mod limits;
 mod middleware;
 
 use std::sync::atomic::AtomicBool;
@@ -25,7 +33,11 @@ use crate::operations::Core;
 pub struct AppState {
     pub core: Arc<Core>,
     pub metrics: Metrics,
-    pub max_body_bytes: usize,
+    pub server: Arc<crate::config::ServerSettings>,
+    /// Bytes of request bodies held at once, across all requests (`server.max_buffered_body_bytes`).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// The listener serves TLS: the scheme of the documents' URLs when no proxy header names one.
+    pub tls: bool,
     /// Set when shutdown begins: `/readyz` answers 503 so no new traffic is routed here.
     pub draining: Arc<AtomicBool>,
     /// Bounds the calls in flight (`server.max_in_flight`): beyond it, `overloaded` at once.
@@ -41,6 +53,7 @@ pub struct CorrelationId(pub String);
 
 pub fn configure(cfg: &mut web::ServiceConfig, callback_path: &str) {
     cfg.route(callback_path, web::get().to(handlers::oauth_callback));
+    cfg.route(intake::REFUSED_PATH, web::get().to(handlers::refused));
     cfg.service(
         web::resource("/v1/operations/{operation}")
             .route(web::post().to(handlers::operation))
@@ -59,4 +72,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, callback_path: &str) {
     .default_service(web::to(handlers::not_found));
 }
 
+pub use intake::{ConnectionSignals, Intake, Policy};
 pub use middleware::correlate;
