@@ -147,7 +147,6 @@ fn wide(n: usize) -> Option<u64> {
 #[rustfmt::skip]
 pub const BOUNDS: &[Bound<Settings>] = &[
     Bound { key: "server.max_body_bytes", min: 1024, max: 1 << 30, unit: "bytes", read: |s| wide(s.server.max_body_bytes) },
-    Bound { key: "server.max_buffered_body_bytes", min: 1024, max: 1 << 34, unit: "bytes", read: |s| wide(s.server.max_buffered_body_bytes) },
     Bound { key: "server.shutdown_grace_s", min: 0, max: 3_600, unit: "s", read: |s| Some(s.server.shutdown_grace_s) },
     Bound { key: "server.drain_delay_ms", min: 0, max: 600_000, unit: "ms", read: |s| Some(s.server.drain_delay_ms) },
     Bound { key: "server.request_read_timeout_s", min: 1, max: 3_600, unit: "s", read: |s| Some(s.server.request_read_timeout_s) },
@@ -507,18 +506,6 @@ impl Settings {
             if let Some(message) = bound.check(self) {
                 add(bound.key.into(), message);
             }
-        }
-        // Only once max_body_bytes is in its own range: an out-of-range value is reported once.
-        if self.server.max_body_bytes <= 1 << 30
-            && self.server.max_buffered_body_bytes < self.server.max_body_bytes
-        {
-            add(
-                "server.max_buffered_body_bytes".into(),
-                format!(
-                    "must be at least server.max_body_bytes ({}), or no body of that size could be read",
-                    self.server.max_body_bytes
-                ),
-            );
         }
         match (&self.server.tls_cert, &self.server.tls_key) {
             (Some(_), None) => add(

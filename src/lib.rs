@@ -114,6 +114,8 @@ impl Application {
                 settings
                     .server
                     .max_buffered_body_bytes
+                    // Never below one whole body of the largest size a call may send.
+                    .max(settings.server.max_body_bytes)
                     .min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
             tls: tls.is_some(),
