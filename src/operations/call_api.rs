@@ -8,15 +8,14 @@
 //! like `createList`); PUT, PATCH and DELETE are idempotent writes. Either kind of write goes through
 //! the ledger under a key derived from the message, so a repeated message gets its first answer.
 
-use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 
-use super::context::{Connection, Core};
+use super::context::Core;
 use super::params::params;
 use super::rest::{self, Request};
 use super::{CallContext, Writes};
 use crate::error::{Error, Result};
-use crate::mastodon::{Answer, Body, Endpoint};
+use crate::mastodon::{Answer, Endpoint};
 use crate::security::routes::{check_path, METHODS};
 
 params! {
@@ -124,7 +123,7 @@ pub async fn call_api(core: &Core, p: CallApiParams, call: &CallContext) -> Resu
         _ => Writes::Idempotent,
     };
     let answer = match writes {
-        Writes::No => send(core, &conn, &request, anonymous).await?,
+        Writes::No => rest::send_request(core, &conn, &request, !anonymous).await?,
         writes => {
             let key = rest::derived_key(&conn.name, call.operation, &call.correlation_id, &request);
             rest::write_once(
@@ -134,45 +133,12 @@ pub async fn call_api(core: &Core, p: CallApiParams, call: &CallContext) -> Resu
                 writes,
                 &key,
                 &request.fingerprint(),
-                || send(core, &conn, &request, anonymous),
+                || rest::send_request(core, &conn, &request, !anonymous),
             )
             .await?
         }
     };
     Ok(shape(answer))
-}
-
-async fn send(
-    core: &Core,
-    conn: &Connection,
-    request: &Request,
-    anonymous: bool,
-) -> Result<Answer> {
-    let body = || {
-        if request.form.is_empty() {
-            Body::Empty
-        } else {
-            Body::Form(&request.form)
-        }
-    };
-    let client = &conn.client;
-    if anonymous {
-        return client
-            .call(request.endpoint, &request.path_and_query, None, body(), &[])
-            .await;
-    }
-    core.with_user_token(conn, |token: SecretString| async move {
-        client
-            .call(
-                request.endpoint,
-                &request.path_and_query,
-                Some(&token),
-                body(),
-                &[],
-            )
-            .await
-    })
-    .await
 }
 
 /// An object as the server answered it; a list as a page (`{items, next, prev}`, the cursors from

@@ -149,6 +149,16 @@ fn path_segment(name: &str, value: &str) -> Result<String> {
 
 /// One exchange with the connection's user token (none for an operation that needs no scope).
 async fn send(core: &Core, conn: &Connection, op: Operation, request: &Request) -> Result<Answer> {
+    send_request(core, conn, request, !op.scopes().is_empty()).await
+}
+
+/// One exchange, with the connection's user token or (`with_token` false) none.
+pub(super) async fn send_request(
+    core: &Core,
+    conn: &Connection,
+    request: &Request,
+    with_token: bool,
+) -> Result<Answer> {
     let body = || {
         if request.form.is_empty() {
             Body::Empty
@@ -157,7 +167,7 @@ async fn send(core: &Core, conn: &Connection, op: Operation, request: &Request) 
         }
     };
     let client = &conn.client;
-    if op.scopes().is_empty() {
+    if !with_token {
         return client
             .call(request.endpoint, &request.path_and_query, None, body(), &[])
             .await;
