@@ -49,15 +49,15 @@ async fn core(settings: Settings) -> Result<Core, CommandError> {
 }
 
 async fn run(core: &Core, operation: Operation, params: Value) -> Result<Value, CommandError> {
-    let cx = CallContext {
-        correlation_id: format!("cli-{}", uuid::Uuid::new_v4()),
+    let cx = CallContext::new(
+        format!("cli-{}", uuid::Uuid::new_v4()),
         operation,
         // The CLI is its own caller without a key: `security.call_api_routes` decides.
-        call_api: std::sync::Arc::new(
+        std::sync::Arc::new(
             crate::security::Routes::parse(&core.settings.security.call_api_routes)
                 .unwrap_or_default(),
         ),
-    };
+    );
     Ok(operations::execute(core, operation, params, &cx).await?)
 }
 

@@ -35,6 +35,13 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Larger bodies are refused with `payload_too_large` before they are read whole.
     pub max_body_bytes: usize,
+    /// The limit instead of `max_body_bytes` for the calls that carry files: `uploadMedia`, and
+    /// `postStatus` (its `media` items). A file travels in the body as base64 (JSON, XML, SOAP: a
+    /// third larger than the file) or raw (`multipart/form-data` to uploadMedia's REST path).
+    pub max_upload_bytes: usize,
+    /// How long `uploadMedia` (and postStatus's uploads) follow a server that is still processing an
+    /// attachment (202, then 206 to each look) before answering it as it is (`url` null).
+    pub media_processing_wait_s: u64,
     /// The bytes of request bodies held at once, across all requests: a body that would go over it is
     /// refused with `overloaded` (503, Retry-After) instead of waiting. At least `max_body_bytes`.
     pub max_buffered_body_bytes: usize,
@@ -63,6 +70,9 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             max_buffered_body_bytes: 64 * 1024 * 1024,
+            // A 40 MiB file as base64 (GoToSocial's default media limit), and room for the rest.
+            max_upload_bytes: 56 * 1024 * 1024,
+            media_processing_wait_s: 60,
             shutdown_grace_s: 10,
             drain_delay_ms: 0,
             request_read_timeout_s: 10,
@@ -147,6 +157,8 @@ fn wide(n: usize) -> Option<u64> {
 #[rustfmt::skip]
 pub const BOUNDS: &[Bound<Settings>] = &[
     Bound { key: "server.max_body_bytes", min: 1024, max: 1 << 30, unit: "bytes", read: |s| wide(s.server.max_body_bytes) },
+    Bound { key: "server.max_upload_bytes", min: 1024, max: 1 << 30, unit: "bytes", read: |s| wide(s.server.max_upload_bytes) },
+    Bound { key: "server.media_processing_wait_s", min: 0, max: 3_600, unit: "s", read: |s| Some(s.server.media_processing_wait_s) },
     Bound { key: "server.shutdown_grace_s", min: 0, max: 3_600, unit: "s", read: |s| Some(s.server.shutdown_grace_s) },
     Bound { key: "server.drain_delay_ms", min: 0, max: 600_000, unit: "ms", read: |s| Some(s.server.drain_delay_ms) },
     Bound { key: "server.request_read_timeout_s", min: 1, max: 3_600, unit: "s", read: |s| Some(s.server.request_read_timeout_s) },
@@ -899,7 +911,7 @@ mod tests {
                     .map(|b| (b.key.to_owned(), b.min, b.max)),
             )
             .collect();
-        assert_eq!(keys.len(), 14, "every numeric setting has a row");
+        assert_eq!(keys.len(), 16, "every numeric setting has a row");
         for (key, min, max) in keys {
             let named = if key.contains('.') {
                 key.clone()

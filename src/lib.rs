@@ -116,6 +116,7 @@ impl Application {
                     .max_buffered_body_bytes
                     // Never below one whole body of the largest size a call may send.
                     .max(settings.server.max_body_bytes)
+                    .max(settings.server.max_upload_bytes)
                     .min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
             tls: tls.is_some(),

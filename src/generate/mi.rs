@@ -255,7 +255,8 @@ impl Payload {
         for p in params {
             let flat = format!("{prefix}{}", p.name);
             match p.kind {
-                ParamKind::Text | ParamKind::Bool | ParamKind::Count => {
+                // Base64 (`Binary`) is normalized too: the sidecar skips the whitespace it leaves.
+                ParamKind::Text | ParamKind::Binary | ParamKind::Bool | ParamKind::Count => {
                     let expression = if flat == "connection" {
                         "$ctx:mastodon.op.connection".to_owned()
                     } else if p.kind == ParamKind::Text {

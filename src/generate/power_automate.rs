@@ -143,6 +143,7 @@ fn object(params: &[Param], depth: usize) -> Value {
     for p in params {
         let mut schema = match p.kind {
             ParamKind::Text => json!({"type": "string"}),
+            ParamKind::Binary => json!({"type": "string", "format": "byte"}),
             ParamKind::Bool => json!({"type": "boolean"}),
             ParamKind::Count => json!({"type": "integer", "format": "int64", "minimum": 0}),
             ParamKind::List => json!({"type": "array", "items": {"type": "string"}}),

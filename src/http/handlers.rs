@@ -30,7 +30,11 @@ pub async fn operation(
     let operation = Operation::from_name(name);
     let format = meta.fallback_format(false);
     call(&state, &req, payload, format, operation, |body| {
-        wire::decode_operation_request(name, &meta, body)
+        if wire::is_form_data(meta.content_type) {
+            wire::decode_form_data_request(name, &meta, body)
+        } else {
+            wire::decode_operation_request(name, &meta, body)
+        }
     })
     .await
 }
@@ -61,7 +65,7 @@ async fn call(
     mut payload: web::Payload,
     format: Format,
     operation: Option<Operation>,
-    decode: impl FnOnce(&[u8]) -> Result<Decoded, Rejected>,
+    decode: impl FnOnce(&Bytes) -> Result<Decoded, Rejected>,
 ) -> HttpResponse {
     let started = Instant::now();
     let caller = state.keys.authenticate(presented_key(req.headers()));
@@ -151,11 +155,12 @@ async fn finish(
     let key = key.map(ApiKey::name);
     let (operation, transport, kind, reply) = match outcome {
         Outcome::Admitted(call) => {
-            let cx = CallContext {
-                correlation_id: correlation_id.clone(),
-                operation: call.operation,
-                call_api,
-            };
+            let cx = CallContext::new(correlation_id.clone(), call.operation, call_api);
+            if let Some(file) = call.file {
+                *cx.file
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(file);
+            }
             let result = operations::execute(&state.core, call.operation, call.params, &cx).await;
             let kind = result.as_ref().err().map(|e| e.kind);
             let reply = match &result {

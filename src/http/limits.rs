@@ -7,16 +7,30 @@
 use crate::config::ServerSettings;
 use crate::operations::Operation;
 
+/// Whether `operation`'s body may carry files (base64 or multipart), and so takes the upload limit.
+fn carries_files(operation: Option<Operation>) -> bool {
+    matches!(
+        operation,
+        Some(Operation::UploadMedia | Operation::PostStatus)
+    )
+}
+
 /// The most bytes a body of `operation` may have (`None`: the operation cannot be told from the
-/// head, or the path names none).
+/// head, or the path names none: the general limit).
 pub fn body_limit_for(server: &ServerSettings, operation: Option<Operation>) -> usize {
-    // Every operation takes the general limit so far.
-    let _ = operation;
-    server.max_body_bytes
+    if carries_files(operation) {
+        // Never below the general limit: a post without media is a post like any other.
+        server.max_upload_bytes.max(server.max_body_bytes)
+    } else {
+        server.max_body_bytes
+    }
 }
 
 /// The setting that [`body_limit_for`] read for `operation`, for error details.
 pub fn body_limit_setting(operation: Option<Operation>) -> &'static str {
-    let _ = operation;
-    "server.max_body_bytes"
+    if carries_files(operation) {
+        "server.max_upload_bytes"
+    } else {
+        "server.max_body_bytes"
+    }
 }

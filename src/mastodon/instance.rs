@@ -27,6 +27,9 @@ pub struct InstanceInfo {
     pub poll_max_options: Option<u64>,
     pub poll_min_expiration: Option<u64>,
     pub poll_max_expiration: Option<u64>,
+    /// What the server says of media (`configuration.media_attachments`); unset parts are left to it.
+    #[serde(default)]
+    pub media: MediaLimits,
     /// Whether the server takes PKCE S256 (from the discovery document).
     pub pkce: bool,
     /// The software behind the server (nodeinfo), and what follows from it.
@@ -38,6 +41,49 @@ pub struct InstanceInfo {
     pub capabilities: Capabilities,
     /// Unix seconds of the probe.
     pub probed_at: i64,
+}
+
+/// `configuration.media_attachments`: what an upload must be, as the server published it. Each part
+/// is `None` when the server does not say, and the check is then the server's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaLimits {
+    /// The MIME types it takes (`image/png`, ...); `None`: not published.
+    pub supported_mime_types: Option<Vec<String>>,
+    /// The most bytes of an image.
+    pub image_size_limit: Option<u64>,
+    /// The most bytes of a video or audio file.
+    pub video_size_limit: Option<u64>,
+    /// The most characters of a description (alt text).
+    pub description_limit: Option<u64>,
+}
+
+impl MediaLimits {
+    fn read(media: &Value) -> MediaLimits {
+        // A list of texts only, each bounded: a hostile instance's list is not taken whole.
+        let types = media["supported_mime_types"].as_array().map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .filter(|t| t.len() <= 128)
+                .take(512)
+                .map(|t| t.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        });
+        MediaLimits {
+            supported_mime_types: types.filter(|t| !t.is_empty()),
+            image_size_limit: media["image_size_limit"].as_u64().filter(|n| *n > 0),
+            video_size_limit: media["video_size_limit"].as_u64().filter(|n| *n > 0),
+            description_limit: media["description_limit"].as_u64().filter(|n| *n > 0),
+        }
+    }
+
+    /// The size limit for a file of `content_type` (video and audio have their own).
+    pub fn size_limit(&self, content_type: &str) -> Option<u64> {
+        if content_type.starts_with("video/") || content_type.starts_with("audio/") {
+            self.video_size_limit
+        } else {
+            self.image_size_limit
+        }
+    }
 }
 
 /// Mastodon's default when a server does not say how many characters a URL costs.
@@ -128,6 +174,7 @@ impl InstanceInfo {
             poll_max_options: polls["max_options"].as_u64(),
             poll_min_expiration: polls["min_expiration"].as_u64(),
             poll_max_expiration: polls["max_expiration"].as_u64(),
+            media: MediaLimits::read(&config["media_attachments"]),
             pkce: false,
             software: Software::unknown(),
             capabilities: Capabilities::conservative(),

@@ -19,4 +19,4 @@ pub(crate) use client::unix_now;
 #[doc(hidden)]
 pub use client::{classify_for_fuzzing, FUZZ_ROUTES, FUZZ_SECRET};
 pub use client::{Answer, Body, Endpoint, MastodonClient, RateLimit};
-pub use instance::InstanceInfo;
+pub use instance::{InstanceInfo, MediaLimits};

@@ -55,6 +55,28 @@ params! {
 }
 
 params! {
+    pub struct MediaId {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// The attachment's id
+        pub id: String = required,
+    }
+}
+
+params! {
+    pub struct UpdateMediaParams {
+        /// The configured connection (may be left out with one, or one named default)
+        pub connection: Option<String>,
+        /// The attachment's id
+        pub id: String = required,
+        /// The new alt text: what the media shows, for people who cannot see it
+        pub description: Option<String>,
+        /// The new focal point as x,y, each from -1.0 to 1.0
+        pub focus: Option<String>,
+    }
+}
+
+params! {
     pub struct ScheduledId {
         /// The configured connection (may be left out with one, or one named default)
         pub connection: Option<String>,

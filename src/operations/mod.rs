@@ -16,6 +16,7 @@ mod create_app;
 pub(crate) mod get_token;
 pub mod health;
 mod init;
+pub mod media;
 pub mod params;
 mod post_once;
 mod post_status;
@@ -311,6 +312,13 @@ operations! {
     /// Describes the instance: version, limits, configuration
     GetInstance = "getInstance" { params: ConnectionOnly, run: rest::run, route: GET "/api/v2/instance", returns: One(E::Instance), scopes: "", writes: No, }
 
+    /// Uploads a file (image, video, audio) with its alt text; answers the attachment once the server has processed it
+    UploadMedia = "uploadMedia" { params: media::UploadMediaParams, run: media::upload_media, route: POST "/api/v2/media", returns: One(E::MediaAttachment), scopes: "write:media", writes: Idempotent, bucket: "media", }
+    /// Gets an uploaded attachment not yet attached to a status (its url is null while it is processed)
+    GetMedia = "getMedia" { params: MediaId, run: rest::run, route: GET "/api/v1/media/:id", returns: One(E::MediaAttachment), scopes: "write:media", writes: No, }
+    /// Changes an attachment's alt text or focal point, before it is attached to a status
+    UpdateMedia = "updateMedia" { params: UpdateMediaParams, run: rest::run, route: PUT "/api/v1/media/:id", returns: One(E::MediaAttachment), scopes: "write:media", writes: Idempotent, }
+
     /// Calls any route under /api/ the caller's key allows (off by default): the rest of the API
     CallApi = "callApi" { params: call_api::CallApiParams, run: call_api::call_api, returns: One(E::Any), scopes: "", writes: Creates, }
 }
@@ -365,6 +373,9 @@ pub struct Param {
 pub enum ParamKind {
     /// Text (a number or a boolean is taken as its text).
     Text,
+    /// A file's bytes as base64 text (`xs:base64Binary`, OpenAPI `format: byte`); whitespace, as
+    /// XML tools wrap it, is skipped.
+    Binary,
     /// `true` or `false`.
     Bool,
     /// A whole number, not negative.
@@ -386,6 +397,30 @@ pub struct CallContext {
     pub operation: Operation,
     /// What `callApi` may reach for this caller (`security/routes.rs`); empty: callApi is off.
     pub call_api: std::sync::Arc<crate::security::Routes>,
+    /// The file of a `multipart/form-data` call (uploadMedia's REST path), until the operation takes
+    /// it: taken, so that the request's body is let go once the file is encoded.
+    pub file: std::sync::Arc<std::sync::Mutex<Option<media::FilePart>>>,
+}
+
+impl CallContext {
+    /// A call's context with no file.
+    pub fn new(
+        correlation_id: String,
+        operation: Operation,
+        call_api: std::sync::Arc<crate::security::Routes>,
+    ) -> CallContext {
+        CallContext {
+            correlation_id,
+            operation,
+            call_api,
+            file: Default::default(),
+        }
+    }
+
+    /// The call's file, once.
+    pub fn take_file(&self) -> Option<media::FilePart> {
+        self.file.lock().map(|mut f| f.take()).unwrap_or_default()
+    }
 }
 
 /// Runs `operation` with `params`, the decoded body (a JSON object, or null for an empty body).
@@ -481,6 +516,7 @@ mod tests {
     fn sample(kind: ParamKind) -> Value {
         match kind {
             ParamKind::Text => json!("text"),
+            ParamKind::Binary => json!("aGVsbG8="),
             ParamKind::Bool => json!(true),
             ParamKind::Count => json!(300),
             ParamKind::List => json!(["a", "b"]),
@@ -493,7 +529,7 @@ mod tests {
     /// accepted sample and a refused misfit together pin the kind.
     fn misfit(kind: ParamKind) -> Value {
         match kind {
-            ParamKind::Text => json!(["a", "b"]),
+            ParamKind::Text | ParamKind::Binary => json!(["a", "b"]),
             ParamKind::Bool => json!("maybe"),
             ParamKind::Count => json!("3.5"),
             ParamKind::List => json!([{"a": 1}]),

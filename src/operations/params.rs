@@ -297,6 +297,109 @@ impl Lenient for Option<HeaderSecret> {
     }
 }
 
+/// A file's bytes as base64 text (a media upload's `data`), decoded only where it is written into
+/// the upload's body ([`Base64::decode_into`]), so a large file is never held decoded twice. Its
+/// `Debug` gives the length alone: a file is the caller's content, not a log line.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Base64(pub String);
+
+impl std::fmt::Debug for Base64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Base64({} characters)", self.0.len())
+    }
+}
+
+impl Base64 {
+    /// The most bytes the text decodes to (whitespace included in the count: an upper bound).
+    pub fn decoded_len_bound(&self) -> usize {
+        self.0.len().div_ceil(4) * 3
+    }
+
+    /// The first bytes of the file (up to 64), for telling its type; empty when they do not decode.
+    pub fn head_bytes(&self) -> Vec<u8> {
+        let head: String = self
+            .0
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .take(88)
+            .collect();
+        let mut out = bytes::BytesMut::new();
+        // 88 characters are whole groups of four; a shorter text is the whole file.
+        match Base64(head).decode_into(&mut out) {
+            Ok(_) => out.to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Decodes into the end of `out`: standard or URL-safe alphabet, padded or not, with whitespace
+    /// (line breaks from XML tools and MI's `base64Encode`) skipped. The error says where it stopped,
+    /// never what it read.
+    pub fn decode_into(&self, out: &mut bytes::BytesMut) -> Result<usize, String> {
+        use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+        use base64::engine::DecodePaddingMode;
+        use base64::Engine as _;
+        const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true);
+        const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, CONFIG);
+        const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CONFIG);
+        let text = self.0.as_bytes();
+        let url_safe = text.iter().any(|b| matches!(b, b'-' | b'_'));
+        let engine = if url_safe { &URL_SAFE } else { &STANDARD };
+        let start = out.len();
+        // In chunks of 4 × 4096 significant characters, so that whitespace is skipped without a
+        // second copy of the whole text.
+        let mut chunk = Vec::with_capacity(16_384);
+        let mut significant = text.iter().copied().filter(|b| !b.is_ascii_whitespace());
+        loop {
+            chunk.clear();
+            chunk.extend(significant.by_ref().take(16_384));
+            if chunk.is_empty() {
+                break;
+            }
+            let at = out.len();
+            out.resize(at + chunk.len().div_ceil(4) * 3, 0);
+            match engine.decode_slice(&chunk, &mut out[at..]) {
+                Ok(n) => out.truncate(at + n),
+                Err(e) => {
+                    out.truncate(start);
+                    let what = match e {
+                        base64::DecodeSliceError::DecodeError(
+                            base64::DecodeError::InvalidByte(i, _),
+                        ) => format!(
+                            "an invalid character at about position {}",
+                            at - start + i + 1
+                        ),
+                        base64::DecodeSliceError::DecodeError(
+                            base64::DecodeError::InvalidLength(_),
+                        ) => "a length that is not whole base64".to_owned(),
+                        base64::DecodeSliceError::DecodeError(
+                            base64::DecodeError::InvalidPadding,
+                        ) => "padding inside the text".to_owned(),
+                        other => format!("{}", other).chars().take(80).collect(),
+                    };
+                    return Err(format!("is not base64: {what}"));
+                }
+            }
+            // Padding ends the text: anything significant after a chunk that held it is refused.
+            if chunk.contains(&b'=') && significant.clone().next().is_some() {
+                out.truncate(start);
+                return Err("is not base64: text after its padding".to_owned());
+            }
+        }
+        Ok(out.len() - start)
+    }
+}
+
+impl Lenient for Option<Base64> {
+    const KIND: ParamKind = ParamKind::Binary;
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(opt_string(d)?.filter(|s| !s.is_empty()).map(Base64))
+    }
+    /// Never written into a form or a query: a file goes into a multipart body of its own.
+    fn write(&self, _name: &str, _out: &mut Vec<(String, String)>) {}
+}
+
 /// Named parameters of their own (`poll`): written as `name[field]`.
 impl<T: Params + serde::de::DeserializeOwned> Lenient for Option<T> {
     const KIND: ParamKind = ParamKind::Object(T::PARAMS);

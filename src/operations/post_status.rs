@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::context::{object, Core};
+use super::media;
 use super::post_once::{post_once, Post};
 use super::status_length::countable_length;
 use super::status_match::Expected;
@@ -30,6 +31,8 @@ params! {
         pub status: Option<String>,
         /// Ids of attachments uploaded already
         pub media_ids: Option<Vec<String>>,
+        /// Files to upload first and attach (after media_ids), each with its alt text
+        pub media: Option<Vec<super::media::MediaItem>>,
         /// A poll instead of media
         pub poll: Option<PollParams>,
         /// The id of the status this one replies to
@@ -71,7 +74,11 @@ const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];
 /// The longest `idempotency_key` taken.
 const MAX_KEY_LEN: usize = 256;
 
-pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -> Result<Value> {
+pub async fn post_status(
+    core: &Core,
+    mut p: PostStatusParams,
+    call: &CallContext,
+) -> Result<Value> {
     let conn = core.connection(p.connection.as_deref())?;
     // Fail fast without a (working) token, before probing anything.
     let token = core.require_user_token(&conn).await?;
@@ -94,11 +101,49 @@ pub async fn post_status(core: &Core, p: PostStatusParams, call: &CallContext) -
     if let Some(info) = &info {
         refuse_what_the_server_drops(&p, info)?;
     }
-    let fingerprint = fingerprint(&body);
+    // Every file is checked against the server's limits and encoded before anything is sent; the
+    // base64 texts are let go once encoded.
+    let uploads = match p.media.take() {
+        None => Vec::new(),
+        Some(items) => items
+            .iter()
+            .map(|item| media::encode(&item.file()?, info.as_ref().map(|i| &i.media)))
+            .collect::<Result<Vec<_>>>()?,
+    };
     let key = match caller_key {
         Some(key) => key.to_owned(),
-        None => derived_idempotency_key(&conn.name, &call.correlation_id, &body),
+        None if uploads.is_empty() => {
+            derived_idempotency_key(&conn.name, &call.correlation_id, &body)
+        }
+        // The files are part of what the message asks: a different file is a different post.
+        None => {
+            let mut asked = body.clone();
+            asked["media"] = uploads
+                .iter()
+                .map(|u| Value::from(u.fingerprint.as_str()))
+                .collect();
+            derived_idempotency_key(&conn.name, &call.correlation_id, &asked)
+        }
     };
+    // Uploaded first, each once per message (a retried message reuses them), then posted with
+    // the ids the server gave.
+    let body = if uploads.is_empty() {
+        body
+    } else {
+        let mut ids = p.media_ids.take().unwrap_or_default();
+        for (i, encoded) in uploads.into_iter().enumerate() {
+            let upload_key = media::upload_key(&conn.name, &key, &i.to_string(), &encoded);
+            let (attachment, processed) = media::upload(core, &conn, &upload_key, &encoded).await?;
+            let id = super::status_match::id_text(&attachment["id"]).unwrap_or_default();
+            if !processed {
+                return Err(media::still_processing(&id));
+            }
+            ids.push(id);
+        }
+        p.media_ids = Some(ids);
+        validated_body(&p, info.as_ref())?
+    };
+    let fingerprint = fingerprint(&body);
     let expected = expected(&p);
     let post = Post {
         conn: &conn,
@@ -216,14 +261,15 @@ const LIMIT_REFUSAL: &str = "the server's limit";
 fn validated_body(p: &PostStatusParams, info: Option<&InstanceInfo>) -> Result<Value> {
     let status = p.status.as_deref().unwrap_or("");
     let media = p.media_ids.as_deref().unwrap_or(&[]);
-    if status.trim().is_empty() && media.is_empty() {
+    let attachments = media.len() + p.media.as_ref().map_or(0, Vec::len);
+    if status.trim().is_empty() && attachments == 0 {
         return Err(Error::validation(
-            "the status is blank: give `status` text, or `media_ids`",
+            "the status is blank: give `status` text, `media_ids` or `media`",
         ));
     }
-    if !media.is_empty() && p.poll.is_some() {
+    if attachments > 0 && p.poll.is_some() {
         return Err(Error::validation(
-            "a status carries media_ids or a poll, not both",
+            "a status carries media (media_ids, media) or a poll, not both",
         ));
     }
     if let Some(id) = media.iter().find(|id| id.trim().is_empty()) {
@@ -243,10 +289,9 @@ fn validated_body(p: &PostStatusParams, info: Option<&InstanceInfo>) -> Result<V
     if let Some(info) = info {
         check_length(p, status, info)?;
         if let Some(max) = info.max_media_attachments {
-            if media.len() as u64 > max {
+            if attachments as u64 > max {
                 return Err(Error::validation(format!(
-                    "{} media_ids given; {LIMIT_REFUSAL} is {max} per status",
-                    media.len()
+                    "{attachments} attachments given (media_ids and media); {LIMIT_REFUSAL} is {max} per status"
                 )));
             }
         }

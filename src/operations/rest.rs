@@ -126,7 +126,7 @@ fn take(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
 
 /// A caller's value as one path segment: everything but unreserved characters percent-encoded, so
 /// `/`, `?`, `#` and `%` cannot change the route; dot segments and control characters refused.
-fn path_segment(name: &str, value: &str) -> Result<String> {
+pub(super) fn path_segment(name: &str, value: &str) -> Result<String> {
     let value = value.trim();
     if value.is_empty() {
         return Err(Error::invalid(format!("the parameter `{name}` is empty")));

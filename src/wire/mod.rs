@@ -6,6 +6,7 @@
 //! layer hands in the headers it read and gets back a [`Reply`]; this module does not know actix-web.
 
 pub mod entities;
+pub mod form_data;
 pub mod html;
 pub mod json;
 pub mod negotiate;
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, ErrorKind};
 use crate::operations::Operation;
+pub use form_data::is_form_data;
 pub use soap::SoapVersion;
 
 /// A wire format.
@@ -70,6 +72,8 @@ pub struct Decoded {
     pub params: Value,
     pub request_format: Format,
     pub response_format: Format,
+    /// The file of a `multipart/form-data` call (uploadMedia's REST path).
+    pub file: Option<crate::operations::media::FilePart>,
 }
 
 /// A request that could not be decoded, with what is known for rendering the error.
@@ -78,6 +82,42 @@ pub struct Rejected {
     pub format: Format,
     pub operation: Option<Operation>,
     pub error: Error,
+}
+
+/// Decodes `POST /v1/operations/{operation}` sent as `multipart/form-data` (see `form_data.rs`):
+/// uploadMedia's text parameters and its file. Other operations take JSON, XML or SOAP.
+pub fn decode_form_data_request(
+    path_operation: &str,
+    meta: &RequestMeta<'_>,
+    body: &bytes::Bytes,
+) -> Result<Decoded, Rejected> {
+    let response_format = negotiate::response_format(Format::Json, meta.accept);
+    let reject = |operation, error| Rejected {
+        format: response_format,
+        operation,
+        error,
+    };
+    let Some(operation) = Operation::from_name(path_operation) else {
+        return Err(reject(None, Operation::unknown(path_operation)));
+    };
+    if operation != Operation::UploadMedia {
+        return Err(reject(
+            Some(operation),
+            Error::new(
+                ErrorKind::UnsupportedMediaType,
+                format!("multipart/form-data is taken by uploadMedia only; send {operation} as application/json, application/xml or text/xml"),
+            ),
+        ));
+    }
+    let (params, file) = form_data::parse(meta.content_type.unwrap_or_default(), body)
+        .map_err(|e| reject(Some(operation), e))?;
+    Ok(Decoded {
+        operation,
+        params,
+        request_format: Format::Json,
+        response_format,
+        file,
+    })
 }
 
 /// Decodes `POST /v1/operations/{operation}`: JSON or plain XML, or a SOAP envelope sent there.
@@ -121,6 +161,7 @@ pub fn decode_operation_request(
                 params,
                 request_format: Format::Json,
                 response_format: negotiate::response_format(Format::Json, meta.accept),
+                file: None,
             })
         }
         Format::Xml | Format::Soap(_) => {
@@ -158,6 +199,7 @@ pub fn decode_operation_request(
                 params,
                 request_format: Format::Xml,
                 response_format: negotiate::response_format(Format::Xml, meta.accept),
+                file: None,
             })
         }
     }
@@ -217,6 +259,7 @@ fn decode_envelope(
         params: call.params,
         request_format: format,
         response_format: format,
+        file: None,
     })
 }
 

@@ -176,6 +176,7 @@ fn object_schema(params: &[Param]) -> Value {
 fn param_schema(p: &Param) -> Value {
     let mut schema = match p.kind {
         ParamKind::Text => json!({"type": "string"}),
+        ParamKind::Binary => json!({"type": "string", "format": "byte"}),
         ParamKind::Bool => json!({"type": "boolean"}),
         ParamKind::Count => json!({"type": "integer", "minimum": 0}),
         ParamKind::List => json!({"type": "array", "items": {"type": "string"}}),

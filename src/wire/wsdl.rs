@@ -192,6 +192,7 @@ fn simple_type(kind: ParamKind) -> &'static str {
     match kind {
         ParamKind::Bool => "xs:boolean",
         ParamKind::Count => "xs:unsignedLong",
+        ParamKind::Binary => "xs:base64Binary",
         ParamKind::Text | ParamKind::List | ParamKind::Object(_) | ParamKind::Objects(_) => {
             "xs:string"
         }

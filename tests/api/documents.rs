@@ -109,6 +109,7 @@ fn assert_declares(element: &Element, params: &[Param], at: &str) {
         let ty = decl.attribute(None, "type");
         match p.kind {
             ParamKind::Text => assert_eq!((ty, max), (Some("xs:string"), Some("1"))),
+            ParamKind::Binary => assert_eq!((ty, max), (Some("xs:base64Binary"), Some("1"))),
             ParamKind::Bool => assert_eq!((ty, max), (Some("xs:boolean"), Some("1"))),
             ParamKind::Count => assert_eq!((ty, max), (Some("xs:unsignedLong"), Some("1"))),
             ParamKind::List => assert_eq!((ty, max), (Some("xs:string"), Some("unbounded"))),
@@ -490,6 +491,10 @@ fn assert_properties(doc: &Value, schema: &Value, params: &[Param], at: &str) {
         assert!(property["description"].is_string(), "{at}.{}", p.name);
         match p.kind {
             ParamKind::Text => assert_eq!(property["type"], "string"),
+            ParamKind::Binary => {
+                assert_eq!(property["type"], "string");
+                assert_eq!(property["format"], "byte");
+            }
             ParamKind::Bool => assert_eq!(property["type"], "boolean"),
             ParamKind::Count => assert_eq!(property["type"], "integer"),
             ParamKind::List => {

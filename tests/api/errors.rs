@@ -497,7 +497,12 @@ impl Row {
     async fn app(self) -> TestApp {
         match self {
             Row::BodyTooLarge => {
-                spawn_app_with(Options::default(), |s| s.server.max_body_bytes = 4096).await
+                // postStatus carries files, so the upload limit is its limit.
+                spawn_app_with(Options::default(), |s| {
+                    s.server.max_body_bytes = 4096;
+                    s.server.max_upload_bytes = 4096;
+                })
+                .await
             }
             Row::InstanceUnreachable => {
                 let port = free_port();

@@ -17,6 +17,7 @@ mod generated;
 mod helpers;
 mod hostile;
 mod load;
+mod media;
 mod memory;
 mod oauth;
 mod persistence;

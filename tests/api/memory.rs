@@ -420,7 +420,8 @@ async fn expect_100_continue_with_a_length_over_the_limit_gets_413_and_no_contin
         let mut stream = TcpStream::connect(host_port(&app)).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: s\r\nx-api-key: {KEY}\r\n{extra}expect: 100-continue\r\ncontent-length: {}\r\n\r\n",
-            10 * 1024 * 1024
+            // Over server.max_upload_bytes (56 MiB), postStatus's limit.
+            200 * 1024 * 1024
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         let (answer, rest) = read_answer(&mut stream).await;
@@ -445,7 +446,7 @@ async fn expect_100_continue_with_a_length_over_the_limit_gets_413_and_no_contin
         &app,
         format!(
             "POST /v1/operations/postStatus HTTP/1.1\r\nhost: s\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
-            10 * 1024 * 1024
+            200 * 1024 * 1024
         )
         .into_bytes(),
     )
@@ -559,6 +560,7 @@ async fn keep_alive_chunked_bodies_and_pipelining_pass_the_intake() {
 async fn bodies_share_one_budget_and_past_it_a_call_is_overloaded() {
     let app = spawn_app_with(Options::default(), |s| {
         s.server.max_body_bytes = 4096;
+        s.server.max_upload_bytes = 4096;
         s.server.max_buffered_body_bytes = 4096;
     })
     .await;

@@ -473,6 +473,10 @@ async fn the_instance_probe_is_kept() {
         poll_max_options: None,
         poll_min_expiration: None,
         poll_max_expiration: None,
+        media: mastodon_sidecar::mastodon::MediaLimits {
+            image_size_limit: Some(16 << 20),
+            ..Default::default()
+        },
         pkce: true,
         software: mastodon_sidecar::mastodon::Software {
             name: "mastodon".into(),

@@ -188,7 +188,11 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, data: web::Data<Shared>) ->
         },
         Some(Route::AccountStatuses) => feeds::account_statuses(&ctx),
         Some(Route::ScheduledStatuses) => timeline::scheduled_statuses(&ctx),
+        // A server without the v2 route (Mastodon before 3.1.3, some forks) answers it 404.
+        Some(Route::UploadMedia) if !shared.opts.media_v2 => shapes::not_found(shared.opts.profile),
         Some(Route::UploadMedia) => media::upload(&ctx, &body),
+        // v1 answers 200 with the attachment whatever its processing, as Mastodon's does.
+        Some(Route::UploadMediaV1) => media::upload_v1(&ctx, &body),
         Some(Route::GetMedia) => media::show_or_update(&ctx, false),
         Some(Route::UpdateMedia) => media::show_or_update(&ctx, true),
         Some(Route::GetStatus) => social::show(&ctx),

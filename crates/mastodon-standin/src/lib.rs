@@ -121,6 +121,8 @@ pub struct Options {
     /// `false` (default, which older tests rely on) takes it as an uploaded image. Known ids
     /// are checked either way (processing, attached elsewhere).
     pub strict_media_ids: bool,
+    /// `POST /api/v2/media` exists (default); `false`: it is a 404 and only `/api/v1/media` uploads.
+    pub media_v2: bool,
     /// At most this many pinned statuses (default 5, Mastodon's).
     pub max_pinned_statuses: usize,
 }
@@ -148,6 +150,7 @@ impl Default for Options {
             media_processing_polls: 1,
             media_processing_time: None,
             strict_media_ids: false,
+            media_v2: true,
             max_pinned_statuses: 5,
         }
     }

@@ -236,6 +236,20 @@ pub fn upload(ctx: &Ctx<'_>, body: &[u8]) -> HttpResponse {
     http::json_value(status, &answer)
 }
 
+/// `POST /api/v1/media`: the same upload, answered 200 even while processing (`url` null until done),
+/// as Mastodon's deprecated route does.
+pub fn upload_v1(ctx: &Ctx<'_>, body: &[u8]) -> HttpResponse {
+    let resp = upload(ctx, body);
+    if resp.status().as_u16() != 202 {
+        return resp;
+    }
+    let store = lock(&ctx.shared.store);
+    match store.world.media.last() {
+        Some(m) => http::json_value(200, &media_value(ctx.shared, m)),
+        None => resp,
+    }
+}
+
 /// `GET /api/v1/media/:id` and `PUT /api/v1/media/:id`: the uploader's unattached media only
 /// (404 otherwise); 206 while processing, 200 once done. A GET counts as one poll.
 pub fn show_or_update(ctx: &Ctx<'_>, update: bool) -> HttpResponse {
@@ -304,6 +318,8 @@ pub fn check_ids(
                 out.push(media_value(shared, m));
             }
             Some(_) => missing.push(id.clone()),
+            // snac ignores media ids it does not know: the status is posted without them.
+            None if opts.profile == Profile::Snac => {}
             None if opts.strict_media_ids => missing.push(id.clone()),
             None => out.push(crate::entities::media_attachment(shared, id)),
         }

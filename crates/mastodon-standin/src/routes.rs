@@ -44,6 +44,7 @@ routes! {
     SnacNodeInfo21 => "GET /nodeinfo_2_1",
     // Media.
     UploadMedia => "POST /api/v2/media",
+    UploadMediaV1 => "POST /api/v1/media",
     GetMedia => "GET /api/v1/media/:id",
     UpdateMedia => "PUT /api/v1/media/:id",
     // Statuses.
