@@ -155,7 +155,16 @@ pub fn check_failure(format: Format, error: &Error, reply: &Reply) {
                     .iter()
                     .find(|c| c.local == "detail" || c.local == "Detail")
                     .unwrap_or_else(|| panic!("a fault without detail: {text:?}"));
-                let fields = wire::xml::parameters(detail).expect("fault fields");
+                // The detail holds one typed <m:error> in the sidecar's namespace (the WSDL's fault
+                // element), whose children are the fields.
+                let error_element = detail
+                    .children
+                    .iter()
+                    .find(|c| {
+                        c.local == "error" && c.namespace.as_deref() == Some(wire::soap::SIDECAR_NS)
+                    })
+                    .unwrap_or_else(|| panic!("a fault detail without m:error: {text:?}"));
+                let fields = wire::xml::parameters(error_element).expect("fault fields");
                 assert_eq!(fields["code"], error.kind.code(), "{text:?}");
             }
         }
