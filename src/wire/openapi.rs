@@ -134,6 +134,15 @@ fn operation_path(op: Operation) -> Value {
         "default".into(),
         json!({"$ref": "#/components/responses/Error"}),
     );
+    let mut content = json!({
+        "application/json": {"schema": request},
+        "application/xml": {"schema": request},
+    });
+    if op == Operation::UploadMedia {
+        // The REST path also takes the file the way curl -F and most HTTP tools send one: the part
+        // `file` is the file itself (no base64), every other part a text parameter (wire/form_data.rs).
+        content["multipart/form-data"] = upload_form_schema();
+    }
     json!({"post": {
         "operationId": name,
         "summary": op.summary(),
@@ -143,13 +152,34 @@ fn operation_path(op: Operation) -> Value {
         "parameters": [{"$ref": "#/components/parameters/CorrelationId"}],
         "requestBody": {
             "required": false,
-            "content": {
-                "application/json": {"schema": request},
-                "application/xml": {"schema": request},
-            },
+            "content": content,
         },
         "responses": responses,
     }})
+}
+
+/// uploadMedia's `multipart/form-data` body: its parameters as text parts, with `data` (base64) replaced
+/// by the part `file`, sent as binary.
+fn upload_form_schema() -> Value {
+    let mut properties = Map::new();
+    properties.insert(
+        "file".into(),
+        json!({"type": "string", "format": "binary", "description": "The file itself (its part's filename and Content-Type are used when file_name and content_type are not given)"}),
+    );
+    for p in Operation::UploadMedia.parameters() {
+        if p.name != "data" {
+            properties.insert(p.name.to_owned(), param_schema(p));
+        }
+    }
+    json!({
+        "schema": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["file"],
+            "properties": properties,
+        },
+        "encoding": {"file": {"contentType": "application/octet-stream, image/*, video/*, audio/*"}},
+    })
 }
 
 fn object_schema(params: &[Param]) -> Value {

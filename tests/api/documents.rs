@@ -572,6 +572,19 @@ async fn the_openapi_document_describes_every_operation_its_parameters_and_its_e
         let xml_schema = resolve(&doc, &content["application/xml"]["schema"]);
         assert_properties(&doc, xml_schema, op.parameters(), name);
         assert_eq!(xml_schema["xml"]["name"], name);
+        // Only uploadMedia takes multipart/form-data: its file as the binary part `file`, in place
+        // of the base64 `data`, and its other parameters as text parts.
+        let form = &content["multipart/form-data"]["schema"];
+        if op == Operation::UploadMedia {
+            assert_eq!(form["properties"]["file"]["format"], "binary", "{form}");
+            assert_eq!(form["required"], serde_json::json!(["file"]), "{form}");
+            assert!(form["properties"].get("data").is_none(), "{form}");
+            for p in op.parameters().iter().filter(|p| p.name != "data") {
+                assert!(form["properties"].get(p.name).is_some(), "{}: {form}", p.name);
+            }
+        } else {
+            assert!(form.is_null(), "{name}: no multipart body");
+        }
 
         let responses = &post["responses"];
         for media in ["application/json", "application/xml"] {
