@@ -239,6 +239,10 @@ operations! {
     BookmarkStatus = "bookmarkStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/bookmark", returns: One(E::Status), scopes: "write:bookmarks", writes: Idempotent, }
     /// Removes a bookmark
     UnbookmarkStatus = "unbookmarkStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/unbookmark", returns: One(E::Status), scopes: "write:bookmarks", writes: Idempotent, }
+    /// Lists the statuses the account bookmarked, newest bookmark first
+    GetBookmarks = "getBookmarks" { params: PageParams, run: rest::run, route: GET "/api/v1/bookmarks", returns: Page(E::Status), scopes: "read:bookmarks", writes: No, }
+    /// Lists the statuses the account favourited, newest favourite first
+    GetFavourites = "getFavourites" { params: PageParams, run: rest::run, route: GET "/api/v1/favourites", returns: Page(E::Status), scopes: "read:favourites", writes: No, }
     /// Pins one of the account's statuses to its profile
     PinStatus = "pinStatus" { params: StatusId, run: rest::run, route: POST "/api/v1/statuses/:id/pin", returns: One(E::Status), scopes: "write:accounts", writes: Idempotent, }
     /// Unpins a status

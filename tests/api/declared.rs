@@ -233,3 +233,63 @@ async fn notifications_are_filtered_by_type_in_every_format() {
         }
     }
 }
+
+/// `getBookmarks` and `getFavourites`: newest mark first, paged by the mark's own id (Mastodon pages
+/// `/api/v1/bookmarks` by `Bookmark#id`, not by the status's), so the order differs from the statuses'
+/// and the cursor is no status id; each status once across the pages, in every format.
+#[tokio::test]
+async fn bookmarks_and_favourites_come_newest_mark_first_paged_by_the_marks_id_in_every_format() {
+    let app = app().await;
+    let alice = app.standin.seed_account("alice");
+    let statuses: Vec<String> = (0..3)
+        .map(|n| app.standin.seed_status(&alice, &format!("mark me {n}")))
+        .collect();
+    // Marked in the order 2, 0, 1: the newest mark is on status 1.
+    let order = [&statuses[2], &statuses[0], &statuses[1]];
+    for (mark, op) in [
+        ("bookmarkStatus", "getBookmarks"),
+        ("favouriteStatus", "getFavourites"),
+    ] {
+        for id in order {
+            let marked = app.call(Format::Json, mark, json!({"id": id})).await;
+            assert_eq!(marked.status, 200, "{mark}: {}", marked.body);
+        }
+        for format in FORMATS {
+            let first = app.call(format, op, json!({"limit": 2})).await;
+            assert_eq!(first.status, 200, "{op} {format:?}: {}", first.body);
+            let first = first.value();
+            let ids = |page: &Value| -> Vec<String> {
+                items(page)
+                    .iter()
+                    .map(|s| s["id"].as_str().unwrap().to_owned())
+                    .collect()
+            };
+            assert_eq!(
+                ids(&first),
+                vec![statuses[1].clone(), statuses[0].clone()],
+                "{op} {format:?}: newest mark first: {first}"
+            );
+            let cursor = first["next"]["max_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{op} {format:?}: a next cursor in {first}"))
+                .to_owned();
+            assert!(
+                !statuses.contains(&cursor),
+                "{op} {format:?}: the cursor is the mark's id, not a status id"
+            );
+            let second = app
+                .call(format, op, json!({"limit": 2, "max_id": cursor}))
+                .await;
+            assert_eq!(second.status, 200, "{op} {format:?}: {}", second.body);
+            let second = second.value();
+            assert_eq!(
+                ids(&second),
+                vec![statuses[2].clone()],
+                "{op} {format:?}: the oldest mark on the second page: {second}"
+            );
+        }
+    }
+    // One request per page: two pages in four formats.
+    assert_eq!(app.standin.hits("GET /api/v1/bookmarks"), 8);
+    assert_eq!(app.standin.hits("GET /api/v1/favourites"), 8);
+}

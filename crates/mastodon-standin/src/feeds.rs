@@ -35,13 +35,21 @@ fn status_page(
     store: &StatusStore,
     keep: impl Fn(&StoredStatus) -> bool,
 ) -> HttpResponse {
-    let page = Page::read(ctx, paging::STATUSES);
     let items: Vec<(String, &StoredStatus)> = store
         .list
         .iter()
         .filter(|s| keep(s))
         .map(|s| (s.id.clone(), s))
         .collect();
+    cursor_page(ctx, items)
+}
+
+/// A page of statuses paged by cursors of their own (oldest first), with its Link header. The
+/// cursors are the status ids for timelines, and the bookmark's or favourite's own id for those
+/// lists: Mastodon pages `/api/v1/bookmarks` by `Bookmark#id`, so a caller that put a status id in
+/// `max_id` would get the wrong page.
+fn cursor_page(ctx: &Ctx<'_>, items: Vec<(String, &StoredStatus)>) -> HttpResponse {
+    let page = Page::read(ctx, paging::STATUSES);
     let page_items = page.apply(items);
     let cursors: Vec<&str> = page_items.iter().map(|(c, _)| c.as_str()).collect();
     let link = page.link(ctx, &cursors);
@@ -136,6 +144,40 @@ pub fn timeline(ctx: &Ctx<'_>, route: Route) -> HttpResponse {
             })
         }
     }
+}
+
+/// `GET /api/v1/bookmarks` and `GET /api/v1/favourites`: the stand-in account's bookmarked or
+/// favourited statuses, newest bookmark (favourite) first, paged by the bookmark's (favourite's) id
+/// as Mastodon's BookmarksController and FavouritesController do; a user token with `read` or
+/// `read:bookmarks` (`read:favourites`). Statuses the account may no longer see are left out.
+pub fn marked(ctx: &Ctx<'_>, route: Route) -> HttpResponse {
+    let scopes: &[&str] = match route {
+        Route::Bookmarks => &["read", "read:bookmarks"],
+        _ => &["read", "read:favourites"],
+    };
+    if let Err(denied) = authorize(ctx, scopes, true) {
+        return denied.response(ctx);
+    }
+    let store = lock(&ctx.shared.store);
+    let w = &store.world;
+    let marks: Vec<(u64, &str)> = match route {
+        Route::Bookmarks => w.bookmarks.iter().map(|b| (b.0, b.1.as_str())).collect(),
+        _ => w
+            .favourites
+            .iter()
+            .filter(|f| f.1 == ACCOUNT_ID)
+            .map(|f| (f.0, f.2.as_str()))
+            .collect(),
+    };
+    let mut items: Vec<(String, &StoredStatus)> = marks
+        .into_iter()
+        .filter_map(|(mark, sid)| {
+            let s = store.list.iter().find(|s| s.id == sid)?;
+            visible(s, &store, true).then(|| (mark.to_string(), s))
+        })
+        .collect();
+    items.sort_by(|a, b| paging::cmp_id(&a.0, &b.0));
+    cursor_page(ctx, items)
 }
 
 fn decode(s: &str) -> String {

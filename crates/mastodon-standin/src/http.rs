@@ -220,6 +220,7 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, data: web::Data<Shared>) ->
             | Route::TagTimeline
             | Route::ListTimeline),
         ) => feeds::timeline(&ctx, r),
+        Some(r @ (Route::Bookmarks | Route::Favourites)) => feeds::marked(&ctx, r),
         Some(Route::Notifications) => feeds::notifications(&ctx),
         Some(
             r @ (Route::GetNotification | Route::DismissNotification | Route::ClearNotifications),

@@ -68,6 +68,8 @@ routes! {
     PublicTimeline => "GET /api/v1/timelines/public",
     TagTimeline => "GET /api/v1/timelines/tag/:hashtag",
     ListTimeline => "GET /api/v1/timelines/list/:list_id",
+    Bookmarks => "GET /api/v1/bookmarks",
+    Favourites => "GET /api/v1/favourites",
     // Notifications.
     Notifications => "GET /api/v1/notifications",
     ClearNotifications => "POST /api/v1/notifications/clear",
