@@ -13,6 +13,7 @@ pub mod postgres;
 mod postgres_ledger;
 pub mod seal;
 mod sqlite;
+mod sqlite_batch;
 mod sqlite_ledger;
 
 use async_trait::async_trait;

@@ -20,6 +20,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use secrecy::ExposeSecret;
 
 use super::seal::{app_aad, pending_aad, token_aad, Sealer};
+use super::sqlite_batch::Batches;
 use super::{
     AppRecord, PendingAuthorization, PendingLookup, Store, StoreError, StoreResult, TokenKind,
     TokenRecord,
@@ -101,6 +102,8 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     sealer: Arc<RwLock<Arc<Sealer>>>,
     path: PathBuf,
+    /// The ledger's writes, committed in groups (`sqlite_batch.rs`).
+    batches: Arc<Batches>,
 }
 
 pub(super) fn db(e: rusqlite::Error) -> StoreError {
@@ -160,6 +163,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             sealer: Arc::new(RwLock::new(Arc::new(sealer))),
             path: path.to_owned(),
+            batches: Arc::default(),
         })
     }
 
@@ -169,6 +173,16 @@ impl SqliteStore {
 
     fn sealer(&self) -> Arc<Sealer> {
         Arc::clone(&self.sealer.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A write on the hot path (the ledger's): run in the next group commit, answered once that has
+    /// committed. `f` runs inside a transaction and must not open one.
+    pub(super) async fn write_batched<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.batches.write(&self.conn, f).await
     }
 
     pub(super) async fn with<T, F>(&self, f: F) -> StoreResult<T>

@@ -4,8 +4,9 @@
 //! transaction, which takes SQLite's write lock before the read. Within the process the connection's
 //! mutex already serialises calls; across processes sharing the file (the server and
 //! `mastodon-sidecar authorize`) the write lock does, `busy_timeout` making the second wait. So
-//! exactly one concurrent claimer finds the entry absent. Every write commits (WAL,
-//! `synchronous = FULL`) before the call answers.
+//! exactly one concurrent claimer finds the entry absent. Claims, settlements and releases go through
+//! the group commit (`sqlite_batch.rs`): several share one such transaction, each in its own
+//! savepoint, and every write commits (WAL, `synchronous = FULL`) before its call answers.
 
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -29,10 +30,9 @@ impl Ledger for SqliteStore {
         let entry = key.key.to_owned();
         let fingerprint = key.fingerprint.to_owned();
         let owner = owner.to_owned();
-        self.with(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
+        // In a group commit: its transaction is IMMEDIATE, so the read below and the write after it
+        // see no other writer in between.
+        self.write_batched(move |tx| {
             let row = tx
                 .query_row(
                     &format!("SELECT {COLUMNS} FROM post_ledger WHERE connection = ?1 AND key = ?2"),
@@ -97,7 +97,6 @@ impl Ledger for SqliteStore {
                 }
                 Decision::Answer(_) => {}
             }
-            tx.commit().map_err(db)?;
             Ok(decision.claim())
         })
         .await
@@ -113,7 +112,7 @@ impl Ledger for SqliteStore {
     ) -> StoreResult<bool> {
         let settled = Settled::of(state)?;
         let (connection, key, owner) = (connection.to_owned(), key.to_owned(), owner.to_owned());
-        self.with(move |c| {
+        self.write_batched(move |c| {
             c.execute(
                 "UPDATE post_ledger SET state = ?4, status_id = ?5, answer = ?6, error = ?7,
                    doubt_since = coalesce(?8, doubt_since), retain_until = ?9
@@ -138,7 +137,7 @@ impl Ledger for SqliteStore {
 
     async fn ledger_release(&self, connection: &str, key: &str, owner: &str) -> StoreResult<()> {
         let (connection, key, owner) = (connection.to_owned(), key.to_owned(), owner.to_owned());
-        self.with(move |c| {
+        self.write_batched(move |c| {
             // A settled outcome is never forgotten this way: only an open claim (or a doubt) goes.
             c.execute(
                 "DELETE FROM post_ledger
@@ -276,6 +275,114 @@ mod tests {
             s.ledger_claim(&other, "b", 110, 140, 1000).await.unwrap(),
             LedgerClaim::Claimed
         );
+    }
+
+    /// Many claims at once go through the group commit: each key claimed exactly once however many
+    /// race for it, every answer given only for what was committed (it is all there after reopening).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_share_commits_and_each_key_is_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let sealer_key = Sealer::generate_key();
+        let s = Arc::new(open(&path, &sealer_key));
+        let mut tasks = Vec::new();
+        for n in 0..400 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                // 100 keys, four claimers each.
+                let k = format!("k{}", n % 100);
+                let claim = s
+                    .ledger_claim(&key(&k), &format!("owner-{n}"), 100, 130, 1000)
+                    .await
+                    .unwrap();
+                if claim == LedgerClaim::Claimed {
+                    assert!(s
+                        .ledger_settle("main", &k, &format!("owner-{n}"), &posted(&k), 1000)
+                        .await
+                        .unwrap());
+                }
+                (k, claim)
+            }));
+        }
+        let mut claimed = std::collections::BTreeMap::<String, usize>::new();
+        for t in tasks {
+            let (k, claim) = t.await.unwrap();
+            if claim == LedgerClaim::Claimed {
+                *claimed.entry(k).or_default() += 1;
+            }
+        }
+        assert_eq!(claimed.len(), 100);
+        assert!(claimed.values().all(|n| *n == 1), "{claimed:?}");
+        drop(s);
+        let s = open(&path, &sealer_key);
+        for n in 0..100 {
+            let k = format!("k{n}");
+            assert!(
+                matches!(
+                    s.ledger_claim(&key(&k), "later", 200, 230, 1000)
+                        .await
+                        .unwrap(),
+                    LedgerClaim::Posted { .. }
+                ),
+                "{k} was committed"
+            );
+        }
+    }
+
+    /// A write that fails inside a batch is rolled back alone: the others of its batch commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_write_in_a_batch_leaves_the_others_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(store(&dir));
+        let mut tasks = Vec::new();
+        for n in 0..64 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                if n % 2 == 0 {
+                    s.write_batched(move |c| {
+                        c.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, 'x')",
+                            params![format!("batch-{n}")],
+                        )
+                        .map_err(db)?;
+                        Ok(())
+                    })
+                    .await
+                } else {
+                    s.write_batched(move |c| {
+                        c.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, 'x')",
+                            params![format!("batch-{n}")],
+                        )
+                        .map_err(db)?;
+                        // Fails after it wrote: its row must go with it.
+                        c.execute("INSERT INTO no_such_table VALUES (1)", [])
+                            .map_err(db)?;
+                        Ok(())
+                    })
+                    .await
+                }
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            if t.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 32);
+        let rows: i64 = s
+            .with(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM meta WHERE key LIKE 'batch-%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, 32, "only the writes that succeeded are kept");
     }
 
     #[tokio::test]

@@ -91,10 +91,10 @@ async fn an_image_uploads_with_its_alt_text_in_every_format() {
 }
 
 /// One part: its name, its file name and type (a file), its bytes.
-type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+pub(crate) type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
 
 /// A `multipart/form-data` body as curl's `-F` makes it.
-fn form_data(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+pub(crate) fn form_data(parts: &[Part<'_>]) -> (String, Vec<u8>) {
     let boundary = "------------------------d74496d66958873e";
     let mut body = Vec::new();
     for (name, file, data) in parts {

@@ -636,12 +636,14 @@ impl Drop for Killed {
     }
 }
 
-fn spawn_binary(dir: &Path, port: u16, instance: &str) -> Killed {
+/// The sidecar's binary on `port`, with one connection `main` to `instance` (`connection_extra`: more
+/// of that connection's TOML lines) and the one key [`KEY`].
+fn spawn_binary(dir: &Path, port: u16, instance: &str, connection_extra: &str) -> Killed {
     let config = dir.join("sidecar.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[store]\npath = {:?}\n\n[log]\nformat = \"json\"\nlevel = \"warn\"\n\n[connections.main]\ninstance = \"{instance}\"\n\n[[security.api_keys]]\nname = \"memory\"\nsha256 = \"{}\"\nconnections = [\"*\"]\noperations = [\"*\"]\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[store]\npath = {:?}\n\n[log]\nformat = \"json\"\nlevel = \"warn\"\n\n[connections.main]\ninstance = \"{instance}\"\n{connection_extra}\n\n[[security.api_keys]]\nname = \"memory\"\nsha256 = \"{}\"\nconnections = [\"*\"]\noperations = [\"*\"]\n",
             dir.join("sidecar.db").display().to_string(),
             digest_hex(KEY)
         ),
@@ -670,6 +672,126 @@ fn spawn_binary(dir: &Path, port: u16, instance: &str) -> Killed {
     )
 }
 
+/// Waits (10 s at most) for the spawned sidecar at `url` to answer /healthz.
+async fn wait_healthy(client: &reqwest::Client, url: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the sidecar did not start");
+}
+
+/// Resets the peak resident memory (VmHWM) of a child process to its current RSS (`5` in clear_refs,
+/// Linux 4.0 and later); false where the kernel does not allow it.
+fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// One large upload, as multipart/form-data and as base64 in JSON: how much the sidecar's peak memory
+/// grows over its resting size, printed. The file is held in the request's body and once more in the
+/// multipart body sent upstream (base64 is decoded straight into it); the bound below is what a second
+/// decoded copy or a re-encoding would break.
+#[tokio::test]
+async fn one_large_upload_holds_the_file_about_twice_and_no_more() {
+    const FILE: usize = 15 * 1024 * 1024;
+    let standin = StandIn::start(Options::default()).await;
+    standin.seed_user_token("memory-upload-token", "read write");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sidecar = spawn_binary(
+        dir.path(),
+        port,
+        &standin.url,
+        "access_token = \"memory-upload-token\"",
+    );
+    let pid = sidecar.0.id();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&client, &url).await;
+
+    // A PNG head (so the type is sniffed) and incompressible bytes after it.
+    let mut file = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0\0\0\x01\0\x08\x06\0\0\0".to_vec();
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    while file.len() < FILE {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        file.extend_from_slice(&x.to_le_bytes());
+    }
+    file.truncate(FILE);
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &file);
+
+    // A first, small upload warms the pools and the store up.
+    let small = client
+        .post(format!("{url}/v1/operations/uploadMedia"))
+        .header("x-api-key", KEY)
+        .json(&json!({"data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200, "{}", small.text().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut figures = Vec::new();
+    for how in ["multipart/form-data", "base64 in JSON"] {
+        let (rest_kb, _) = memory_kb(pid);
+        let reset = reset_peak(pid);
+        let request = client
+            .post(format!("{url}/v1/operations/uploadMedia"))
+            .header("x-api-key", KEY);
+        let request = if how == "base64 in JSON" {
+            request.json(&json!({"data": b64, "description": "a large file"}))
+        } else {
+            let (content_type, body) = crate::media::form_data(&[
+                ("file", Some(("large.png", "image/png")), &file),
+                ("description", None, b"a large file"),
+            ]);
+            request.header("content-type", content_type).body(body)
+        };
+        let answer = request.send().await.unwrap();
+        let status = answer.status();
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(status, 200, "{how}: {body}");
+        assert_eq!(body["type"], "image", "{how}: {body}");
+        let (after_kb, peak_kb) = memory_kb(pid);
+        let grown = peak_kb.saturating_sub(rest_kb);
+        println!(
+            "upload of {} MiB as {how}: RSS {} MiB at rest, peak {} MiB (+{} MiB, {:.2}× the file), {} MiB after{}",
+            FILE >> 20,
+            rest_kb >> 10,
+            peak_kb >> 10,
+            grown >> 10,
+            (grown * 1024) as f64 / FILE as f64,
+            after_kb >> 10,
+            if reset { "" } else { " (peak not reset: VmHWM since start)" }
+        );
+        figures.push((how, reset, grown));
+    }
+    for (how, reset, grown) in figures {
+        if reset {
+            // The body as it came (1× the file, 1.33× as base64) plus the one multipart body (1×), with
+            // room for the allocator: a third copy would pass 3.5×.
+            assert!(
+                grown * 1024 < (FILE as u64) * 7 / 2,
+                "{how}: the peak grew by {} MiB for a {} MiB file",
+                grown >> 10,
+                FILE >> 20
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_thousand_unauthenticated_1_mib_bodies_leave_the_process_memory_small() {
     const CONNECTIONS: usize = 1000;
@@ -681,24 +803,14 @@ async fn a_thousand_unauthenticated_1_mib_bodies_leave_the_process_memory_small(
         .local_addr()
         .unwrap()
         .port();
-    let sidecar = spawn_binary(dir.path(), port, &standin.url);
+    let sidecar = spawn_binary(dir.path(), port, &standin.url, "");
     let pid = sidecar.0.id();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let mut healthy = false;
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
-            healthy = r.status() == 200;
-            if healthy {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(healthy, "the sidecar did not start");
+    wait_healthy(&client, &url).await;
     let keyed = |client: reqwest::Client| {
         let url = url.clone();
         async move {
