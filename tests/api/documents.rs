@@ -580,7 +580,11 @@ async fn the_openapi_document_describes_every_operation_its_parameters_and_its_e
             assert_eq!(form["required"], serde_json::json!(["file"]), "{form}");
             assert!(form["properties"].get("data").is_none(), "{form}");
             for p in op.parameters().iter().filter(|p| p.name != "data") {
-                assert!(form["properties"].get(p.name).is_some(), "{}: {form}", p.name);
+                assert!(
+                    form["properties"].get(p.name).is_some(),
+                    "{}: {form}",
+                    p.name
+                );
             }
         } else {
             assert!(form.is_null(), "{name}: no multipart body");
