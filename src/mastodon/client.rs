@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, LINK};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LINK};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -176,10 +176,12 @@ pub enum Body<'a> {
     Empty,
     /// A form; keys as given, so bracket keys repeat (`account_ids[]`).
     Form(&'a [(String, String)]),
-    /// A `multipart/form-data` body encoded once ([`super::multipart::Multipart`]).
+    /// A `multipart/form-data` body encoded once ([`super::multipart::Multipart`]), as its chunks in
+    /// order: a file that came as a multipart part itself is one of them, a slice of the caller's
+    /// request, sent without being copied.
     Multipart {
         content_type: String,
-        body: bytes::Bytes,
+        parts: Vec<bytes::Bytes>,
     },
 }
 
@@ -749,9 +751,20 @@ impl MastodonClient {
                     .body(encoded);
                 secrets = secrets.with_fields(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             }
-            Body::Multipart { content_type, body } => {
-                // `Bytes`: every attempt shares the one buffer the upload was encoded into.
-                request = request.header(CONTENT_TYPE, content_type).body(body);
+            Body::Multipart {
+                content_type,
+                parts,
+            } => {
+                // The chunks are `Bytes`: every attempt shares them (see `send_parts`). The length is
+                // announced, so the server gets a Content-Length, not a chunked body.
+                let length: usize = parts.iter().map(bytes::Bytes::len).sum();
+                request = request
+                    .header(CONTENT_TYPE, content_type)
+                    .header(CONTENT_LENGTH, length);
+                let request = self.build(endpoint, request)?;
+                return self
+                    .send_parts(endpoint, request, &secrets, Some(&parts))
+                    .await;
             }
         }
         let request = self.build(endpoint, request)?;
@@ -808,6 +821,19 @@ impl MastodonClient {
         endpoint: Endpoint,
         request: reqwest::Request,
         secrets: &Secrets,
+    ) -> Result<Answer> {
+        self.send_parts(endpoint, request, secrets, None).await
+    }
+
+    /// [`MastodonClient::send`], with the body given as chunks (`parts`) that each attempt streams
+    /// again: reqwest cannot repeat a streamed body, so `request` has none and every attempt gets
+    /// its own stream over the same shared chunks.
+    async fn send_parts(
+        &self,
+        endpoint: Endpoint,
+        request: reqwest::Request,
+        secrets: &Secrets,
+        parts: Option<&[bytes::Bytes]>,
     ) -> Result<Answer> {
         // A short, bounded wait for a slot absorbs bursts; past it the caller learns at once rather
         // than joining a queue that only grows.
@@ -867,6 +893,14 @@ impl MastodonClient {
                 );
                 return Err(Error::internal());
             };
+            if let Some(parts) = parts {
+                // Owned (the stream outlives this borrow); cloning `Bytes` copies no data.
+                let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+                    parts.iter().map(|p| Ok(p.clone())).collect();
+                *this_attempt.body_mut() = Some(reqwest::Body::wrap_stream(
+                    futures_util::stream::iter(chunks),
+                ));
+            }
             *this_attempt.timeout_mut() = Some(remaining);
             let admission = self.admit().map_err(|e| doubtful(e, in_doubt))?;
             let failed = match self

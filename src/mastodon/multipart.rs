@@ -1,8 +1,9 @@
-//! `multipart/form-data` bodies for media uploads, encoded once into one buffer.
+//! `multipart/form-data` bodies for media uploads, encoded once, as a few chunks.
 //!
-//! The file's bytes are written straight into the body (a base64 parameter is decoded into it), so a
-//! large upload is held once, not as a decoded copy plus an encoded body; the finished `Bytes` is
-//! shared by every attempt of the request.
+//! A base64 file is decoded straight into the body's buffer, so it is held once, not as a decoded copy
+//! plus an encoded body. A file that came as raw bytes (a multipart part of the caller's own request)
+//! is not copied at all: it becomes a chunk of its own between the heads and the tail. The finished
+//! chunks are `Bytes`, shared by every attempt of the request.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -10,6 +11,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub struct Multipart {
     boundary: String,
     buf: BytesMut,
+    /// The chunks finished so far, in order; `buf` follows them.
+    done: Vec<Bytes>,
 }
 
 impl Multipart {
@@ -18,6 +21,7 @@ impl Multipart {
         Multipart {
             boundary: format!("sidecar-{}", uuid::Uuid::new_v4().simple()),
             buf: BytesMut::with_capacity(capacity + 1024),
+            done: Vec::new(),
         }
     }
 
@@ -36,14 +40,23 @@ impl Multipart {
         &mut self.buf
     }
 
-    /// Ends the body: its `Content-Type` (with the boundary) and the bytes.
-    pub fn finish(mut self) -> (String, Bytes) {
+    /// The file part, its bytes as they are (not copied: a chunk of their own); then
+    /// [`Multipart::finish`].
+    pub fn file_bytes(&mut self, name: &str, file_name: &str, content_type: &str, data: Bytes) {
+        self.head(name, Some((file_name, content_type)));
+        self.done.push(self.buf.split().freeze());
+        self.done.push(data);
+    }
+
+    /// Ends the body: its `Content-Type` (with the boundary) and its chunks, in order.
+    pub fn finish(mut self) -> (String, Vec<Bytes>) {
         self.buf.put_slice(b"\r\n--");
         self.buf.put_slice(self.boundary.as_bytes());
         self.buf.put_slice(b"--\r\n");
+        self.done.push(self.buf.freeze());
         (
             format!("multipart/form-data; boundary={}", self.boundary),
-            self.buf.freeze(),
+            self.done,
         )
     }
 
@@ -88,7 +101,8 @@ mod tests {
         m.text("description", "a cat");
         m.file("file", "c\"at.png", "image/png")
             .put_slice(b"\x89PNG");
-        let (content_type, body) = m.finish();
+        let (content_type, parts) = m.finish();
+        let body = parts.concat();
         let boundary = content_type.split("boundary=").nth(1).unwrap();
         let text = String::from_utf8_lossy(&body);
         assert!(text.starts_with(&format!(
@@ -97,5 +111,21 @@ mod tests {
         assert!(text
             .contains("name=\"file\"; filename=\"c_at.png\"\r\nContent-Type: image/png\r\n\r\n"));
         assert!(text.ends_with(&format!("\r\n--{boundary}--\r\n")));
+    }
+
+    #[test]
+    fn raw_file_bytes_are_a_chunk_of_their_own_not_a_copy() {
+        let file = Bytes::from_static(b"\x89PNG raw bytes");
+        let mut m = Multipart::new(0);
+        m.text("description", "a cat");
+        m.file_bytes("file", "cat.png", "image/png", file.clone());
+        let (content_type, parts) = m.finish();
+        assert_eq!(parts.len(), 3);
+        // The same memory, not an equal copy.
+        assert_eq!(parts[1].as_ptr(), file.as_ptr());
+        let boundary = content_type.split("boundary=").nth(1).unwrap();
+        assert!(parts[0]
+            .ends_with(b"name=\"file\"; filename=\"cat.png\"\r\nContent-Type: image/png\r\n\r\n"));
+        assert_eq!(parts[2], format!("\r\n--{boundary}--\r\n").as_bytes());
     }
 }

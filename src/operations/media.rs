@@ -1,8 +1,9 @@
 //! Media: `uploadMedia`, and the uploads `postStatus` makes first for its `media` items.
 //!
 //! A file arrives as base64 (JSON, plain XML, SOAP) or raw (a `multipart/form-data` part on the REST
-//! path) and is written once, straight into the multipart body sent upstream ([`Multipart`]): base64
-//! is decoded into that buffer, never into a copy of its own. What the server published of its media
+//! path) and is held once more at most: base64 is decoded straight into the multipart body sent
+//! upstream ([`Multipart`]), never into a copy of its own, and a raw part is sent from the request's
+//! own buffer, not copied at all. What the server published of its media
 //! (`configuration.media_attachments`: types, sizes, description length) is checked before anything
 //! is sent; what it did not publish is left to it.
 //!
@@ -17,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use secrecy::SecretString;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -87,7 +88,7 @@ impl std::fmt::Debug for FilePart {
 /// Where a file's bytes are.
 pub enum FileData<'a> {
     Base64(&'a Base64),
-    Raw(&'a [u8]),
+    Raw(&'a Bytes),
 }
 
 /// One file to upload, with what goes beside it.
@@ -119,7 +120,8 @@ impl MediaItem {
 /// An upload encoded for the server: the multipart body and what identifies it.
 pub struct Encoded {
     content_type: String,
-    body: Bytes,
+    /// The body's chunks (see [`Multipart`]): a raw file is one of them, not a copy.
+    parts: Vec<Bytes>,
     /// The file's MIME type, as sent.
     pub media_type: String,
     /// The file's size in bytes.
@@ -151,7 +153,8 @@ pub async fn upload_media(core: &Core, p: UploadMediaParams, call: &CallContext)
     let conn = core.connection(p.connection.as_deref())?;
     // Fail fast without a (working) token, before encoding anything.
     core.require_user_token(&conn).await?;
-    // Taken, not borrowed: the request's body is let go as soon as the file is encoded.
+    // Taken, not borrowed: what of the request is not the file is let go once it is encoded (the file
+    // itself is sent from the request's own buffer, see `encode`).
     let part = call.take_file();
     let (raw, file_name, content_type);
     let data = match (&p.data, &part) {
@@ -211,7 +214,8 @@ pub fn upload_key(connection: &str, message: &str, within: &str, encoded: &Encod
 }
 
 /// Checks `file` against the server's published limits and encodes it as the multipart body of an
-/// upload: description and focus first, then the file, decoded straight into the body.
+/// upload: description and focus first, then the file, decoded straight into the body (base64) or
+/// sent from the caller's own buffer (a multipart part).
 pub fn encode(file: &File<'_>, limits: Option<&MediaLimits>) -> Result<Encoded> {
     let description = file.description.filter(|d| !d.is_empty());
     if let (Some(d), Some(max)) = (description, limits.and_then(|l| l.description_limit)) {
@@ -276,24 +280,28 @@ pub fn encode(file: &File<'_>, limits: Option<&MediaLimits>) -> Result<Encoded> 
         Some(n) => n.to_owned(),
         None => format!("file.{}", extension_of(&media_type)),
     };
-    let buf = body.file("file", &name, &media_type);
-    let start = buf.len();
-    match &file.data {
+    let mut hash = Sha256::new();
+    let size = match &file.data {
         FileData::Base64(b64) => {
+            let buf = body.file("file", &name, &media_type);
+            let start = buf.len();
             b64.decode_into(buf)
                 .map_err(|e| Error::invalid(format!("the parameter `data` {e}")))?;
+            hash.update(&buf[start..]);
+            buf.len() - start
         }
-        FileData::Raw(bytes) => buf.put_slice(bytes),
-    }
-    let size = buf.len() - start;
+        FileData::Raw(bytes) => {
+            hash.update(&bytes[..]);
+            body.file_bytes("file", &name, &media_type, Bytes::clone(bytes));
+            bytes.len()
+        }
+    };
     if size == 0 {
         return Err(Error::invalid("the file is empty"));
     }
     if let Some(max) = size_limit {
         refuse_size(size as u64, max, &media_type)?;
     }
-    let mut hash = Sha256::new();
-    hash.update(&buf[start..]);
     for part in [
         media_type.as_str(),
         &name,
@@ -304,10 +312,10 @@ pub fn encode(file: &File<'_>, limits: Option<&MediaLimits>) -> Result<Encoded> 
         hash.update(part.as_bytes());
     }
     let fingerprint = hex::encode(hash.finalize());
-    let (content_type, body) = body.finish();
+    let (content_type, parts) = body.finish();
     Ok(Encoded {
         content_type,
-        body,
+        parts,
         media_type,
         size,
         fingerprint,
@@ -483,7 +491,7 @@ async fn send(core: &Core, conn: &Connection, encoded: &Encoded) -> Result<Answe
     let once = |endpoint: Endpoint| {
         let body = Body::Multipart {
             content_type: encoded.content_type.clone(),
-            body: encoded.body.clone(),
+            parts: encoded.parts.clone(),
         };
         let client = &conn.client;
         core.with_user_token(conn, move |token: SecretString| async move {
@@ -575,11 +583,12 @@ mod tests {
         let e = encode(&file(&data), None).unwrap();
         assert_eq!(e.media_type, "image/png");
         assert_eq!(e.size, PNG.len());
-        let text = String::from_utf8_lossy(&e.body);
+        let body = e.parts.concat();
+        let text = String::from_utf8_lossy(&body);
         assert!(text.contains("name=\"description\"\r\n\r\na red square\r\n"));
         assert!(text.contains("name=\"focus\"\r\n\r\n0.5,-0.25\r\n"));
         assert!(text.contains("filename=\"file.png\"\r\nContent-Type: image/png\r\n\r\n"));
-        assert!(e.body.windows(PNG.len()).any(|w| w == PNG));
+        assert!(body.windows(PNG.len()).any(|w| w == PNG));
     }
 
     #[test]

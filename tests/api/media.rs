@@ -136,6 +136,14 @@ async fn a_multipart_upload_on_the_rest_path_sends_the_raw_file_with_its_name_an
     let kept = app.standin.media();
     assert_eq!(kept[0]["sha256"], sha256(&file));
     assert_eq!(kept[0]["filename"], "diagram.png");
+    // The file was sent from the request's own buffer as a chunk of its own, but with its length
+    // announced: a Content-Length, not a chunked body (which some servers' proxies refuse).
+    let length = app.standin.last_header(UPLOAD, "content-length");
+    assert!(
+        length.as_deref().and_then(|l| l.parse::<usize>().ok()) > Some(file.len()),
+        "{length:?}"
+    );
+    assert_eq!(app.standin.last_header(UPLOAD, "transfer-encoding"), None);
 
     // Ambiguous or misplaced forms are refused, in the caller's format, before anything is sent.
     let (content_type, body) = form_data(&[
@@ -487,4 +495,44 @@ async fn unknown_media_ids_are_refused_by_mastodon_and_dropped_by_snac_and_the_c
             }
         }
     }
+}
+
+/// An upload the server failed (503, then a reset connection's worth of retries) is sent again with the
+/// same bytes, from a multipart request (the file streamed from the request's buffer on every attempt)
+/// and from base64: the attachment kept is the file, whole.
+#[tokio::test]
+async fn a_failed_upload_attempt_is_sent_again_with_the_whole_file() {
+    let app = app_with(Options::default()).await;
+    let file = png(8, 8, 64 * 1024);
+    app.standin.fail_next(UPLOAD, 503, 1);
+    let (content_type, body) = form_data(&[("file", Some(("again.png", "image/png")), &file)]);
+    let answer = app
+        .post_raw(
+            "/v1/operations/uploadMedia",
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(app.standin.hits(UPLOAD), 2, "one failed attempt, one retry");
+    let kept = app.standin.media();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["sha256"], sha256(&file));
+
+    app.standin.fail_next(UPLOAD, 503, 1);
+    let answer = app
+        .call(
+            Format::Json,
+            "uploadMedia",
+            json!({"data": b64(&file), "file_name": "b.png"}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(app.standin.hits(UPLOAD), 4);
+    let kept = app.standin.media();
+    assert_eq!(kept.len(), 2);
+    assert!(
+        kept.iter().all(|m| m["sha256"] == sha256(&file)),
+        "{kept:?}"
+    );
 }
