@@ -293,3 +293,194 @@ async fn bookmarks_and_favourites_come_newest_mark_first_paged_by_the_marks_id_i
     assert_eq!(app.standin.hits("GET /api/v1/bookmarks"), 8);
     assert_eq!(app.standin.hits("GET /api/v1/favourites"), 8);
 }
+
+/// A flag as the formats give it back: JSON a boolean, XML and SOAP its text.
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// The undo operations, rescheduling, voting, list membership and deletions, in every format: each
+/// answers what the server answered, and the server's state shows it was done (read back in JSON).
+#[tokio::test]
+async fn undo_reschedule_vote_and_list_operations_change_the_servers_state_in_every_format() {
+    let app = app().await;
+    let alice = app.standin.seed_account("alice");
+    for format in FORMATS {
+        let at = |what: &str| format!("{format:?}: {what}");
+        let call = |op: &'static str, params: Value| {
+            let app = &app;
+            async move {
+                let answer = app.call(format, op, params).await;
+                assert_eq!(answer.status, 200, "{op} {format:?}: {}", answer.body);
+                answer.value()
+            }
+        };
+        // Favourite, boost, bookmark and their undo, on someone else's status.
+        let theirs = app.standin.seed_status(&alice, "something to like");
+        for (done, undone, field) in [
+            ("favouriteStatus", "unfavouriteStatus", "favourited"),
+            ("reblogStatus", "unreblogStatus", "reblogged"),
+            ("bookmarkStatus", "unbookmarkStatus", "bookmarked"),
+        ] {
+            call(done, json!({"id": theirs})).await;
+            let back = app
+                .call(Format::Json, "getStatus", json!({"id": theirs}))
+                .await
+                .value();
+            assert_eq!(back[field], true, "{}", at(done));
+            let answer = call(undone, json!({"id": theirs})).await;
+            assert_eq!(answer["id"], theirs.as_str(), "{}", at(undone));
+            let back = app
+                .call(Format::Json, "getStatus", json!({"id": theirs}))
+                .await
+                .value();
+            assert_eq!(back[field], false, "{}", at(undone));
+        }
+        // Pin and unpin one of the account's own; then delete it.
+        let mine = app
+            .call(
+                Format::Json,
+                "postStatus",
+                json!({"status": format!("pin me {format:?}")}),
+            )
+            .await
+            .value()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            flag(&call("pinStatus", json!({"id": mine})).await["pinned"]),
+            Some(true),
+            "{}",
+            at("pinStatus")
+        );
+        assert_eq!(
+            flag(&call("unpinStatus", json!({"id": mine})).await["pinned"]),
+            Some(false),
+            "{}",
+            at("unpinStatus")
+        );
+        let deleted = call("deleteStatus", json!({"id": mine})).await;
+        assert_eq!(deleted["id"], mine.as_str(), "{}", at("deleteStatus"));
+        let gone = app
+            .call(Format::Json, "getStatus", json!({"id": mine}))
+            .await;
+        assert_eq!(gone.status, 404, "{}", at("deleted"));
+
+        // Reschedule a scheduled status.
+        let scheduled = app
+            .call(
+                Format::Json,
+                "postStatus",
+                json!({"status": "later", "scheduled_at": "2099-01-01T00:00:00.000Z"}),
+            )
+            .await
+            .value()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let moved = call(
+            "rescheduleStatus",
+            json!({"id": scheduled, "scheduled_at": "2099-06-01T12:00:00.000Z"}),
+        )
+        .await;
+        assert!(
+            moved["scheduled_at"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("2099-06-01T12:00:00")),
+            "{}: {moved}",
+            at("rescheduleStatus")
+        );
+
+        // Vote in someone else's poll.
+        let with_poll = app.standin.seed_status_with(
+            &alice,
+            mastodon_standin::SeedStatus {
+                text: "pick one".into(),
+                poll: Some((vec!["tea".into(), "coffee".into()], 3600, false)),
+                ..Default::default()
+            },
+        );
+        let poll = app
+            .call(Format::Json, "getStatus", json!({"id": with_poll}))
+            .await
+            .value()["poll"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let voted = call("votePoll", json!({"id": poll, "choices": ["1"]})).await;
+        assert_eq!(
+            flag(&voted["voted"]),
+            Some(true),
+            "{}: {voted}",
+            at("votePoll")
+        );
+
+        // Follow, put in a list, take out, unfollow, delete the list.
+        call("followAccount", json!({"id": alice})).await;
+        let list = call("createList", json!({"title": format!("list {format:?}")})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        call(
+            "addListAccounts",
+            json!({"id": list, "account_ids": [alice]}),
+        )
+        .await;
+        let members = app
+            .call(Format::Json, "getListAccounts", json!({"id": list}))
+            .await
+            .value();
+        assert_eq!(
+            items(&members).len(),
+            1,
+            "{}: {members}",
+            at("addListAccounts")
+        );
+        call(
+            "removeListAccounts",
+            json!({"id": list, "account_ids": [alice]}),
+        )
+        .await;
+        let members = app
+            .call(Format::Json, "getListAccounts", json!({"id": list}))
+            .await
+            .value();
+        assert!(
+            items(&members).is_empty(),
+            "{}: {members}",
+            at("removeListAccounts")
+        );
+        let unfollowed = call("unfollowAccount", json!({"id": alice})).await;
+        assert_eq!(
+            flag(&unfollowed["following"]),
+            Some(false),
+            "{}: {unfollowed}",
+            at("unfollowAccount")
+        );
+        call("deleteList", json!({"id": list})).await;
+        let gone = app.call(Format::Json, "getList", json!({"id": list})).await;
+        assert_eq!(gone.status, 404, "{}", at("deleteList"));
+    }
+    // Each was one call to the server per format.
+    for route in [
+        "POST /api/v1/statuses/:id/unfavourite",
+        "POST /api/v1/statuses/:id/unreblog",
+        "POST /api/v1/statuses/:id/unbookmark",
+        "POST /api/v1/statuses/:id/unpin",
+        "DELETE /api/v1/statuses/:id",
+        "PUT /api/v1/scheduled_statuses/:id",
+        "POST /api/v1/polls/:id/votes",
+        "POST /api/v1/lists/:id/accounts",
+        "DELETE /api/v1/lists/:id/accounts",
+        "POST /api/v1/accounts/:id/unfollow",
+        "DELETE /api/v1/lists/:id",
+    ] {
+        assert_eq!(app.standin.hits(route), FORMATS.len(), "{route}");
+    }
+}
