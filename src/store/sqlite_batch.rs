@@ -105,7 +105,7 @@ impl Batches {
 
 /// One batch: BEGIN IMMEDIATE, each job in its savepoint, COMMIT; then every caller is told.
 fn run(c: &Connection, jobs: Vec<Job>) {
-    if let Err(e) = c.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(c, "BEGIN IMMEDIATE") {
         let message = e.to_string();
         for job in jobs {
             let (_, finish) = job(None);
@@ -120,7 +120,7 @@ fn run(c: &Connection, jobs: Vec<Job>) {
             finishes.push(job(None).1);
             continue;
         }
-        if let Err(e) = c.execute_batch("SAVEPOINT batched_write") {
+        if let Err(e) = exec(c, "SAVEPOINT batched_write") {
             broken = Some(e.to_string());
             finishes.push(job(None).1);
             continue;
@@ -129,22 +129,22 @@ fn run(c: &Connection, jobs: Vec<Job>) {
         let (ok, finish) = catch_unwind(AssertUnwindSafe(|| job(Some(c))))
             .unwrap_or_else(|_| (false, Box::new(|_| {}) as Finish));
         let end = if ok {
-            "RELEASE batched_write"
+            exec(c, "RELEASE batched_write")
         } else {
-            "ROLLBACK TO batched_write; RELEASE batched_write"
+            exec(c, "ROLLBACK TO batched_write").and_then(|()| exec(c, "RELEASE batched_write"))
         };
-        if let Err(e) = c.execute_batch(end) {
+        if let Err(e) = end {
             broken = Some(e.to_string());
         }
         finishes.push(finish);
     }
     let outcome = match broken {
-        None => c.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        None => exec(c, "COMMIT").map_err(|e| e.to_string()),
         Some(e) => Err(e),
     };
     if outcome.is_err() {
         // Nothing of the batch is kept; a failed COMMIT may leave the transaction open.
-        let _ = c.execute_batch("ROLLBACK");
+        let _ = exec(c, "ROLLBACK");
     }
     for finish in finishes {
         finish(
@@ -154,4 +154,10 @@ fn run(c: &Connection, jobs: Vec<Job>) {
                 .map_err(|e| StoreError::Database(e.clone())),
         );
     }
+}
+
+/// One statement, prepared once per connection (rusqlite's statement cache): these run several times
+/// per post, and parsing them each time cost more than running them.
+fn exec(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([]).map(|_| ())
 }

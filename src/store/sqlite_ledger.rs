@@ -33,9 +33,13 @@ impl Ledger for SqliteStore {
         // In a group commit: its transaction is IMMEDIATE, so the read below and the write after it
         // see no other writer in between.
         self.write_batched(move |tx| {
+            // Cached statements: parsing the SQL again on every post cost more than running it.
             let row = tx
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM post_ledger WHERE connection = ?1 AND key = ?2"
+                ))
+                .map_err(db)?
                 .query_row(
-                    &format!("SELECT {COLUMNS} FROM post_ledger WHERE connection = ?1 AND key = ?2"),
                     params![connection, entry],
                     |r| {
                         Ok(ledger_row::Row {
@@ -56,8 +60,8 @@ impl Ledger for SqliteStore {
             let decision = ledger_row::decide(row, &fingerprint, now)?;
             match &decision {
                 Decision::Fresh => {
-                    tx.execute(
-                        "INSERT INTO post_ledger (connection, key, fingerprint, state, owner, started_at,
+                    tx.prepare_cached(
+"INSERT INTO post_ledger (connection, key, fingerprint, state, owner, started_at,
                            lease_until, doubt_since, status_id, answer, error, retain_until)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL, NULL, ?8)
                          ON CONFLICT (connection, key) DO UPDATE SET fingerprint = excluded.fingerprint,
@@ -65,6 +69,7 @@ impl Ledger for SqliteStore {
                            started_at = excluded.started_at, lease_until = excluded.lease_until,
                            doubt_since = NULL, status_id = NULL, answer = NULL, error = NULL,
                            retain_until = excluded.retain_until",
+).map_err(db)?.execute(
                         params![
                             connection,
                             entry,
@@ -79,10 +84,11 @@ impl Ledger for SqliteStore {
                     .map_err(db)?;
                 }
                 Decision::TakeOver { since, .. } => {
-                    tx.execute(
-                        "UPDATE post_ledger SET state = ?3, owner = ?4, lease_until = ?5,
+                    tx.prepare_cached(
+"UPDATE post_ledger SET state = ?3, owner = ?4, lease_until = ?5,
                            doubt_since = ?6, retain_until = max(retain_until, ?7)
                          WHERE connection = ?1 AND key = ?2",
+).map_err(db)?.execute(
                         params![
                             connection,
                             entry,
@@ -113,22 +119,23 @@ impl Ledger for SqliteStore {
         let settled = Settled::of(state)?;
         let (connection, key, owner) = (connection.to_owned(), key.to_owned(), owner.to_owned());
         self.write_batched(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "UPDATE post_ledger SET state = ?4, status_id = ?5, answer = ?6, error = ?7,
                    doubt_since = coalesce(?8, doubt_since), retain_until = ?9
                  WHERE connection = ?1 AND key = ?2 AND owner = ?3",
-                params![
-                    connection,
-                    key,
-                    owner,
-                    settled.state,
-                    settled.status_id,
-                    settled.answer,
-                    settled.error,
-                    settled.doubt_since,
-                    retain_until
-                ],
             )
+            .map_err(db)?
+            .execute(params![
+                connection,
+                key,
+                owner,
+                settled.state,
+                settled.status_id,
+                settled.answer,
+                settled.error,
+                settled.doubt_since,
+                retain_until
+            ])
             .map(|n| n == 1)
             .map_err(db)
         })
@@ -139,11 +146,12 @@ impl Ledger for SqliteStore {
         let (connection, key, owner) = (connection.to_owned(), key.to_owned(), owner.to_owned());
         self.write_batched(move |c| {
             // A settled outcome is never forgotten this way: only an open claim (or a doubt) goes.
-            c.execute(
+            c.prepare_cached(
                 "DELETE FROM post_ledger
                  WHERE connection = ?1 AND key = ?2 AND owner = ?3 AND state IN (?4, ?5)",
-                params![connection, key, owner, IN_FLIGHT, DOUBT],
             )
+            .map_err(db)?
+            .execute(params![connection, key, owner, IN_FLIGHT, DOUBT])
             .map(|_| ())
             .map_err(db)
         })
