@@ -740,6 +740,7 @@ impl MastodonClient {
             request = request.header(*name, value.as_str());
         }
         let mut secrets = self.secrets(token);
+        let mut parts = None;
         match body {
             Body::Empty => {}
             Body::Form(pairs) => {
@@ -753,22 +754,20 @@ impl MastodonClient {
             }
             Body::Multipart {
                 content_type,
-                parts,
+                parts: chunks,
             } => {
                 // The chunks are `Bytes`: every attempt shares them (see `send_parts`). The length is
                 // announced, so the server gets a Content-Length, not a chunked body.
-                let length: usize = parts.iter().map(bytes::Bytes::len).sum();
+                let length: usize = chunks.iter().map(bytes::Bytes::len).sum();
                 request = request
                     .header(CONTENT_TYPE, content_type)
                     .header(CONTENT_LENGTH, length);
-                let request = self.build(endpoint, request)?;
-                return self
-                    .send_parts(endpoint, request, &secrets, Some(&parts))
-                    .await;
+                parts = Some(chunks);
             }
         }
         let request = self.build(endpoint, request)?;
-        self.send(endpoint, request, &secrets).await
+        self.send_parts(endpoint, request, &secrets, parts.as_deref())
+            .await
     }
 
     /// The client to send with: the unpooled one once the server has closed a reused connection.

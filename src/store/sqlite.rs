@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file.
 //!
-//! Durability: WAL journal with `synchronous = FULL`, and every write is one transaction that commits
-//! before the operation answers, so whatever a caller was told is stored survives a crash or a kill in
+//! Durability: WAL journal with `synchronous = FULL`, and every write is in a transaction that commits
+//! before the operation answers (the ledger's writes share theirs in a group commit, `sqlite_batch.rs`), so whatever a caller was told is stored survives a crash or a kill in
 //! the middle of a later write. Secrets are sealed before they are written (`seal.rs`) and
 //! `secure_delete` zeroes what is deleted, so the file never holds a secret in plain text. Several
 //! processes may open the file at once (the server and `mastodon-sidecar authorize`): SQLite locks it,

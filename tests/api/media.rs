@@ -114,23 +114,32 @@ pub(crate) fn form_data(parts: &[Part<'_>]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// `parts` as a multipart/form-data body, posted on `operation`'s REST path.
+async fn post_form(app: &TestApp, operation: &str, parts: &[Part<'_>]) -> crate::helpers::Answer {
+    let (content_type, body) = form_data(parts);
+    app.post_raw(
+        &format!("/v1/operations/{operation}"),
+        &[("content-type", &content_type)],
+        body,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_multipart_upload_on_the_rest_path_sends_the_raw_file_with_its_name_and_type() {
     let app = app_with(Options::default()).await;
     // Bytes that hold CR LF and dashes, as files do.
     let mut file = png(4, 4, 2000);
     file.extend_from_slice(b"\r\n--------------------------d74496d66958873\r\n");
-    let (content_type, body) = form_data(&[
-        ("description", None, b"a diagram"),
-        ("file", Some(("diagram.png", "image/png")), &file),
-    ]);
-    let answer = app
-        .post_raw(
-            "/v1/operations/uploadMedia",
-            &[("content-type", &content_type)],
-            body,
-        )
-        .await;
+    let answer = post_form(
+        &app,
+        "uploadMedia",
+        &[
+            ("description", None, b"a diagram"),
+            ("file", Some(("diagram.png", "image/png")), &file),
+        ],
+    )
+    .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.value()["description"], "a diagram");
     let kept = app.standin.media();
@@ -146,41 +155,30 @@ async fn a_multipart_upload_on_the_rest_path_sends_the_raw_file_with_its_name_an
     assert_eq!(app.standin.last_header(UPLOAD, "transfer-encoding"), None);
 
     // Ambiguous or misplaced forms are refused, in the caller's format, before anything is sent.
-    let (content_type, body) = form_data(&[
-        ("description", None, b"one"),
-        ("description", None, b"two"),
-        ("file", Some(("a.png", "image/png")), &file),
-    ]);
-    let twice = app
-        .post_raw(
-            "/v1/operations/uploadMedia",
-            &[("content-type", &content_type)],
-            body,
-        )
-        .await;
+    let twice = post_form(
+        &app,
+        "uploadMedia",
+        &[
+            ("description", None, b"one"),
+            ("description", None, b"two"),
+            ("file", Some(("a.png", "image/png")), &file),
+        ],
+    )
+    .await;
     assert_eq!(twice.status, 400, "{}", twice.body);
     assert_eq!(twice.code(), "invalid_request");
-    let (content_type, body) = form_data(&[("status", None, b"hi")]);
-    let elsewhere = app
-        .post_raw(
-            "/v1/operations/postStatus",
-            &[("content-type", &content_type)],
-            body,
-        )
-        .await;
+    let elsewhere = post_form(&app, "postStatus", &[("status", None, b"hi")]).await;
     assert_eq!(elsewhere.status, 415, "{}", elsewhere.body);
     assert_eq!(elsewhere.code(), "unsupported_media_type");
-    let both = form_data(&[
-        ("data", None, b64(&file).as_bytes()),
-        ("file", Some(("a.png", "image/png")), &file),
-    ]);
-    let both = app
-        .post_raw(
-            "/v1/operations/uploadMedia",
-            &[("content-type", &both.0)],
-            both.1,
-        )
-        .await;
+    let both = post_form(
+        &app,
+        "uploadMedia",
+        &[
+            ("data", None, b64(&file).as_bytes()),
+            ("file", Some(("a.png", "image/png")), &file),
+        ],
+    )
+    .await;
     assert_eq!(both.code(), "invalid_request", "{}", both.body);
     assert_eq!(app.standin.hits(UPLOAD), 1);
 }
@@ -505,14 +503,12 @@ async fn a_failed_upload_attempt_is_sent_again_with_the_whole_file() {
     let app = app_with(Options::default()).await;
     let file = png(8, 8, 64 * 1024);
     app.standin.fail_next(UPLOAD, 503, 1);
-    let (content_type, body) = form_data(&[("file", Some(("again.png", "image/png")), &file)]);
-    let answer = app
-        .post_raw(
-            "/v1/operations/uploadMedia",
-            &[("content-type", &content_type)],
-            body,
-        )
-        .await;
+    let answer = post_form(
+        &app,
+        "uploadMedia",
+        &[("file", Some(("again.png", "image/png")), &file)],
+    )
+    .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(app.standin.hits(UPLOAD), 2, "one failed attempt, one retry");
     let kept = app.standin.media();

@@ -672,17 +672,47 @@ fn spawn_binary(dir: &Path, port: u16, instance: &str, connection_extra: &str) -
     )
 }
 
-/// Waits (10 s at most) for the spawned sidecar at `url` to answer /healthz.
-async fn wait_healthy(client: &reqwest::Client, url: &str) {
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
-            if r.status() == 200 {
-                return;
+/// The sidecar's binary, started on a free port in a folder of its own and answering /healthz.
+struct Running {
+    pid: u32,
+    port: u16,
+    client: reqwest::Client,
+    url: String,
+    _process: Killed,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// `connection_extra`: more TOML lines of the connection `main` (to `instance`); `timeout`: the
+    /// client's, per request.
+    async fn start(instance: &str, connection_extra: &str, timeout: Duration) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = spawn_binary(dir.path(), port, instance, connection_extra);
+        let client = reqwest::Client::builder().timeout(timeout).build().unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        // Ready within 10 s.
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
+                if r.status() == 200 {
+                    return Running {
+                        pid: process.0.id(),
+                        port,
+                        client,
+                        url,
+                        _process: process,
+                        _dir: dir,
+                    };
+                }
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        panic!("the sidecar did not start");
     }
-    panic!("the sidecar did not start");
 }
 
 /// Resets the peak resident memory (VmHWM) of a child process to its current RSS (`5` in clear_refs,
@@ -700,25 +730,13 @@ async fn one_large_upload_holds_the_file_once_as_multipart_and_decodes_base64_on
     const FILE: usize = 15 * 1024 * 1024;
     let standin = StandIn::start(Options::default()).await;
     standin.seed_user_token("memory-upload-token", "read write");
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sidecar = spawn_binary(
-        dir.path(),
-        port,
+    let sidecar = Running::start(
         &standin.url,
         "access_token = \"memory-upload-token\"",
-    );
-    let pid = sidecar.0.id();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    wait_healthy(&client, &url).await;
+        Duration::from_secs(60),
+    )
+    .await;
+    let (pid, client, url) = (sidecar.pid, sidecar.client.clone(), sidecar.url.clone());
 
     // A PNG head (so the type is sniffed) and incompressible bytes after it.
     let mut file = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0\0\0\x01\0\x08\x06\0\0\0".to_vec();
@@ -798,20 +816,9 @@ async fn a_thousand_unauthenticated_1_mib_bodies_leave_the_process_memory_small(
     const CONNECTIONS: usize = 1000;
     const BODY: usize = 1024 * 1024;
     let standin = StandIn::start(Options::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sidecar = spawn_binary(dir.path(), port, &standin.url, "");
-    let pid = sidecar.0.id();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    wait_healthy(&client, &url).await;
+    let sidecar = Running::start(&standin.url, "", Duration::from_secs(30)).await;
+    let (pid, port) = (sidecar.pid, sidecar.port);
+    let (client, url) = (sidecar.client.clone(), sidecar.url.clone());
     let keyed = |client: reqwest::Client| {
         let url = url.clone();
         async move {
